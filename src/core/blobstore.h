@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Blobs: byte strings named by their BLAKE3 digest. An interface with two
+ * backends: local files (blobs/ab/cd/<hex>) and memory (tests). */
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "digest.h"
+
+typedef struct cas_blobstore cas_blobstore;
+typedef struct cas_blob_reader cas_blob_reader;
+typedef struct cas_blob_writer cas_blob_writer;
+
+/* Opens (creating when asked) the blob folder of a local store. */
+int cas_blobstore_open_local(const char *dir, int dir_fd, cas_blobstore **ret);
+int cas_blobstore_new_memory(cas_blobstore **ret);
+cas_blobstore *cas_blobstore_free(cas_blobstore *bs);
+
+/* Size of a blob; -ENOENT when absent. */
+int cas_blobstore_stat(cas_blobstore *bs, const cas_digest *d, uint64_t *ret_size);
+
+/* Random-access reads. Thread-safe: a reader may be used by many threads. */
+int cas_blobstore_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret);
+uint64_t cas_blob_reader_size(const cas_blob_reader *r);
+/* Reads up to n bytes at off; short only at the end of the blob. */
+ssize_t cas_blob_reader_pread(cas_blob_reader *r, void *buf, size_t n, uint64_t off);
+/* The file descriptor behind the reader, or -1 when there is none (memory). */
+int cas_blob_reader_fd(const cas_blob_reader *r);
+cas_blob_reader *cas_blob_reader_free(cas_blob_reader *r);
+
+/* Streaming put: the digest is computed while the bytes go in. Small blobs
+ * stay in memory until commit, so content already present is never written
+ * again; larger ones go to a temporary file renamed into place. */
+int cas_blobstore_writer_new(cas_blobstore *bs, cas_blob_writer **ret);
+int cas_blob_writer_write(cas_blob_writer *w, const void *buf, size_t n);
+/* Finishes and frees w (also on failure). ret_existed (optional) tells whether
+ * the blob was already in the store. */
+int cas_blob_writer_commit(cas_blob_writer *w, cas_digest *ret_digest, uint64_t *ret_size,
+                           int *ret_existed);
+/* Drops what was written; frees w. Accepts NULL. */
+cas_blob_writer *cas_blob_writer_abort(cas_blob_writer *w);
+
+int cas_blobstore_put(cas_blobstore *bs, const void *buf, size_t n, cas_digest *ret);
+
+/* Makes every blob written so far durable (syncfs for the local backend). */
+int cas_blobstore_sync(cas_blobstore *bs);
+
+/* Enumerates stored blobs; stops early when cb returns non-zero (returned). */
+typedef int (*cas_blob_cb)(const cas_digest *d, uint64_t size, void *userdata);
+int cas_blobstore_foreach(cas_blobstore *bs, cas_blob_cb cb, void *userdata);
+int cas_blobstore_remove(cas_blobstore *bs, const cas_digest *d);
+/* Removes temporary files left by writers that died (older than min_age seconds). */
+int cas_blobstore_clean_temporary(cas_blobstore *bs, unsigned min_age, uint64_t *ret_count);
+
+/* Test hook: the path of a blob's file, for tests that corrupt it. Local backend only. */
+int cas_blobstore_path(cas_blobstore *bs, const cas_digest *d, char **ret);

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Directories and the root registry. Two backends: LMDB (meta.lmdb in a local
+ * store) and memory (tests). The validation of SPEC.md §2 happens here, above
+ * the backends, so that both refuse the same closures. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "castore.h"
+
+typedef struct cas_metastore cas_metastore;
+
+int cas_metastore_open_lmdb(const char *path, bool readonly, cas_metastore **ret);
+int cas_metastore_new_memory(cas_metastore **ret);
+cas_metastore *cas_metastore_free(cas_metastore *ms);
+
+/* --- directories --- */
+
+/* A stored directory, decoded and validated: -ENOENT when absent, -EBADMSG
+ * when the stored bytes are not a valid canonical directory or do not hash
+ * to d. The caller frees *ret. */
+int cas_metastore_get_directory(cas_metastore *ms, const cas_digest *d, cas_directory **ret);
+int cas_metastore_has_directory(cas_metastore *ms, const cas_digest *d);
+
+/* Stores a closure, leaves first (SPEC.md §2): each directory may refer only
+ * to directories earlier in dirs[] or already stored, each DirectoryNode's
+ * size must match, exactly one directory is unreferenced at the end (the
+ * root, whose digest is returned). All or nothing, durable on return. */
+int cas_metastore_put_closure(cas_metastore *ms, cas_directory *const *dirs, size_t n,
+                              cas_digest *ret_root, cas_error *ret_err);
+
+/* Visits the directory d and every directory below it, breadth first, each
+ * once. cb gets the decoded directory (valid during the call) and its digest;
+ * a non-zero return stops the walk and is returned. */
+typedef int (*cas_directory_cb)(const cas_digest *d, const cas_directory *dir, void *userdata);
+int cas_metastore_walk(cas_metastore *ms, const cas_digest *root, cas_directory_cb cb,
+                       void *userdata);
+
+typedef int (*cas_digest_cb)(const cas_digest *d, void *userdata);
+int cas_metastore_foreach_directory(cas_metastore *ms, cas_digest_cb cb, void *userdata);
+int cas_metastore_remove_directories(cas_metastore *ms, const cas_digest *ds, size_t n);
+
+/* --- roots: name -> node (the node carries the name) --- */
+
+int cas_metastore_set_root(cas_metastore *ms, const cas_node *node);
+/* -ENOENT when there is no such root. The caller frees *ret. */
+int cas_metastore_get_root(cas_metastore *ms, const char *name, cas_node **ret);
+int cas_metastore_remove_root(cas_metastore *ms, const char *name);
+/* In name order; node valid during the call. */
+typedef int (*cas_root_cb)(const cas_node *node, void *userdata);
+int cas_metastore_foreach_root(cas_metastore *ms, cas_root_cb cb, void *userdata);
+/* A number that changes whenever the root registry changes (for mounts). */
+int cas_metastore_roots_generation(cas_metastore *ms, uint64_t *ret);
+
+/* --- the import cache: (device, inode, size, mtime, ctime) -> blob digest --- */
+
+typedef struct cas_stat_key {
+        uint64_t dev, ino, size;
+        int64_t mtime_ns, ctime_ns;
+} cas_stat_key;
+
+int cas_metastore_statcache_get(cas_metastore *ms, const cas_stat_key *k, cas_digest *ret);
+/* Entries are buffered and written in one transaction by _flush. */
+int cas_metastore_statcache_put(cas_metastore *ms, const cas_stat_key *k, const cas_digest *d);
+int cas_metastore_statcache_flush(cas_metastore *ms);

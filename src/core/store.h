@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* A store: blobs + directories + roots, opened from a path (the local store
+ * of DESIGN.md) or in memory for tests. */
+
+#include <stdbool.h>
+
+#include "blobstore.h"
+#include "metastore.h"
+
+#define CAS_STORE_FORMAT "casfs-store 1"
+
+typedef struct cas_store {
+        char *path; /* NULL for a memory store */
+        int dir_fd;
+        int lock_fd;
+        cas_blobstore *blobs;
+        cas_metastore *meta;
+} cas_store;
+
+enum {
+        CAS_STORE_CREATE = 1 << 0,   /* create when missing */
+        CAS_STORE_READONLY = 1 << 1, /* never write */
+};
+
+int cas_store_open(const char *path, int flags, cas_store **ret);
+int cas_store_new_memory(cas_store **ret);
+cas_store *cas_store_free(cas_store *s);
+
+/* Writers (import) hold the lock shared, gc holds it exclusive, so that gc never
+ * deletes what an import in progress is about to reference. */
+int cas_store_lock(cas_store *s, bool exclusive);
+void cas_store_unlock(cas_store *s);
+
+/* The default store path: $CASFS_STORE, else ${XDG_DATA_HOME:-~/.local/share}/casfs. */
+int cas_store_default_path(char **ret);
+
+/* Splits "NAME/a/b" and resolves it: the node at that path (name = last
+ * component). -ENOENT, -ENOTDIR; symlinks are not followed. */
+int cas_store_resolve(cas_store *s, const char *path, cas_node **ret);

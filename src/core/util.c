@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "macro.h"
+
+ssize_t cas_loop_read(int fd, void *buf, size_t n)
+{
+        size_t done = 0;
+
+        while (done < n) {
+                ssize_t k = read(fd, (char *)buf + done, n - done);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                done += (size_t)k;
+        }
+        return (ssize_t)done;
+}
+
+ssize_t cas_loop_pread(int fd, void *buf, size_t n, off_t off)
+{
+        size_t done = 0;
+
+        while (done < n) {
+                ssize_t k = pread(fd, (char *)buf + done, n - done, off + (off_t)done);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                done += (size_t)k;
+        }
+        return (ssize_t)done;
+}
+
+int cas_loop_write(int fd, const void *buf, size_t n)
+{
+        size_t done = 0;
+
+        while (done < n) {
+                ssize_t k = write(fd, (const char *)buf + done, n - done);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                done += (size_t)k;
+        }
+        return 0;
+}
