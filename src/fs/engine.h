@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The FUSE request engine, independent of the transport: it takes a request
+ * as the kernel sent it (struct fuse_in_header first, <linux/fuse.h>), runs
+ * it against the filesystem and writes the reply (struct fuse_out_header
+ * first) into the transport's buffers. /dev/fuse and the virtiofs daemon both
+ * feed it. Thread-safe: many threads may call cas_engine_handle at once. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "store.h"
+
+typedef struct cas_engine cas_engine;
+
+typedef struct cas_engine_options {
+        bool list_root;    /* allow listing the mount top */
+        bool xattr;        /* expose user.castore.*.digest */
+        bool verify;       /* check bytes against their digest before serving */
+        bool set_owner;    /* report uid/gid below instead of 0:0 */
+        uid_t uid;
+        gid_t gid;
+        bool virtio;       /* the transport is virtiofs (no /dev/fuse-only features) */
+        uint32_t max_pages; /* largest read in pages the transport can carry (0: default) */
+} cas_engine_options;
+
+/* Unsolicited messages (FUSE notifications) go back through the transport. */
+typedef struct cas_engine_transport {
+        /* Sends one notification message (fuse_out_header with unique 0, then
+         * its body). May be NULL when the transport has none (virtiofs). */
+        int (*notify)(void *userdata, const struct iovec *iov, int iovcnt);
+        void *userdata;
+} cas_engine_transport;
+
+/* The store must outlive the engine. */
+int cas_engine_new(cas_store *store, const cas_engine_options *opts,
+                   const cas_engine_transport *transport, cas_engine **ret);
+cas_engine *cas_engine_free(cas_engine *e);
+
+/* Handles one request. in/in_cnt: the request bytes (may be scattered);
+ * out/out_cnt: where the reply is written (may be scattered, e.g. guest
+ * memory). Returns the number of reply bytes written into out (0 when the
+ * request has no reply, like FORGET), or a negative errno when the request is
+ * malformed beyond answering or out is too small for even an error reply. */
+ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt,
+                          const struct iovec *out, int out_cnt);
+
+/* True once DESTROY was handled (the transport should stop). */
+bool cas_engine_destroyed(cas_engine *e);
+
+/* Re-reads the root registry and, when it changed, invalidates the kernel's
+ * cached entries at the mount top through transport->notify. */
+int cas_engine_refresh_roots(cas_engine *e);
