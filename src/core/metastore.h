@@ -45,6 +45,8 @@ int cas_metastore_remove_directories(cas_metastore *ms, const cas_digest *ds, si
 /* --- roots: name -> node (the node carries the name) --- */
 
 int cas_metastore_set_root(cas_metastore *ms, const cas_node *node);
+/* Sets several roots in one transaction: all or none. */
+int cas_metastore_set_roots(cas_metastore *ms, cas_node *const *nodes, size_t n);
 /* -ENOENT when there is no such root. The caller frees *ret. */
 int cas_metastore_get_root(cas_metastore *ms, const char *name, cas_node **ret);
 int cas_metastore_remove_root(cas_metastore *ms, const char *name);

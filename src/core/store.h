@@ -39,3 +39,9 @@ int cas_store_default_path(char **ret);
 /* Splits "NAME/a/b" and resolves it: the node at that path (name = last
  * component). -ENOENT, -ENOTDIR; symlinks are not followed. */
 int cas_store_resolve(cas_store *s, const char *path, cas_node **ret);
+
+static inline void cas_store_freep(cas_store **s)
+{
+        if (*s)
+                cas_store_free(*s);
+}

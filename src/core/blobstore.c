@@ -1,0 +1,724 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+
+#include "blobstore.h"
+#include "digestmap.h"
+#include "macro.h"
+
+/* Blobs up to this size are collected in memory before anything is written:
+ * their digest is known before the first write, so content already in the
+ * store costs no write at all. Larger blobs stream to an anonymous file. */
+#define INLINE_MAX (256u * 1024)
+
+typedef struct blobstore_ops {
+        int (*stat)(cas_blobstore *bs, const cas_digest *d, uint64_t *ret_size);
+        int (*open)(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret);
+        /* Stores bytes held in memory (digest known). */
+        int (*put_buffer)(cas_blobstore *bs, const cas_digest *d, const void *buf, size_t n,
+                          int *ret_existed);
+        /* Links a finished temporary file in under its digest. */
+        int (*put_file)(cas_blobstore *bs, const cas_digest *d, int fd, uint64_t size,
+                        int *ret_existed);
+        int (*sync)(cas_blobstore *bs);
+        int (*foreach)(cas_blobstore *bs, cas_blob_cb cb, void *userdata);
+        int (*remove)(cas_blobstore *bs, const cas_digest *d);
+        void (*free)(cas_blobstore *bs);
+} blobstore_ops;
+
+struct cas_blobstore {
+        const blobstore_ops *ops;
+        int dir_fd; /* local: the blobs/ folder; -1 for memory */
+};
+
+struct cas_blob_reader {
+        int fd;            /* local */
+        const uint8_t *mem; /* memory */
+        uint64_t size;
+};
+
+struct cas_blob_writer {
+        cas_blobstore *bs;
+        cas_hasher hasher;
+        uint64_t size;
+        int fd; /* the spill file, once the blob outgrew INLINE_MAX */
+        uint8_t *buf;
+        size_t buf_len;
+};
+
+/* ---- the interface ---- */
+
+cas_blobstore *cas_blobstore_free(cas_blobstore *bs)
+{
+        if (bs)
+                bs->ops->free(bs);
+        return NULL;
+}
+
+int cas_blobstore_stat(cas_blobstore *bs, const cas_digest *d, uint64_t *ret_size)
+{
+        return bs->ops->stat(bs, d, ret_size);
+}
+
+int cas_blobstore_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
+{
+        return bs->ops->open(bs, d, ret);
+}
+
+uint64_t cas_blob_reader_size(const cas_blob_reader *r)
+{
+        return r->size;
+}
+
+int cas_blob_reader_fd(const cas_blob_reader *r)
+{
+        return r->mem ? -1 : r->fd;
+}
+
+ssize_t cas_blob_reader_pread(cas_blob_reader *r, void *buf, size_t n, uint64_t off)
+{
+        if (off >= r->size)
+                return 0;
+        n = (size_t)MIN((uint64_t)n, r->size - off);
+        if (r->mem) {
+                memcpy(buf, r->mem + off, n);
+                return (ssize_t)n;
+        }
+        ssize_t k = cas_loop_pread(r->fd, buf, n, (off_t)off);
+        if (k >= 0 && (size_t)k < n)
+                return -EIO; /* the file is shorter than the blob: truncated on disk */
+        return k;
+}
+
+cas_blob_reader *cas_blob_reader_free(cas_blob_reader *r)
+{
+        if (r) {
+                if (!r->mem)
+                        safe_close(r->fd);
+                free(r);
+        }
+        return NULL;
+}
+
+int cas_blobstore_writer_new(cas_blobstore *bs, cas_blob_writer **ret)
+{
+        cas_blob_writer *w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->buf = malloc(INLINE_MAX);
+        if (!w->buf) {
+                free(w);
+                return -ENOMEM;
+        }
+        w->bs = bs;
+        w->fd = -1;
+        cas_hasher_init(&w->hasher);
+        *ret = w;
+        return 0;
+}
+
+cas_blob_writer *cas_blob_writer_abort(cas_blob_writer *w)
+{
+        if (w) {
+                safe_close(w->fd); /* an O_TMPFILE file vanishes with its last descriptor */
+                free(w->buf);
+                free(w);
+        }
+        return NULL;
+}
+
+static int open_spill(cas_blobstore *bs)
+{
+        int fd;
+
+        if (bs->dir_fd < 0) {
+                /* memory store: spill to an anonymous memory file */
+                fd = memfd_create("casfs-blob", MFD_CLOEXEC);
+                return fd < 0 ? -errno : fd;
+        }
+        fd = openat(bs->dir_fd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444);
+        return fd < 0 ? -errno : fd;
+}
+
+int cas_blob_writer_write(cas_blob_writer *w, const void *data, size_t n)
+{
+        int r;
+
+        cas_hasher_update(&w->hasher, data, n);
+        w->size += n;
+        if (w->fd < 0 && w->buf_len + n <= INLINE_MAX) {
+                memcpy(w->buf + w->buf_len, data, n);
+                w->buf_len += n;
+                return 0;
+        }
+        if (w->fd < 0) {
+                r = open_spill(w->bs);
+                if (r < 0)
+                        return r;
+                w->fd = r;
+                r = cas_loop_write(w->fd, w->buf, w->buf_len);
+                if (r < 0)
+                        return r;
+                w->buf_len = 0;
+        }
+        return cas_loop_write(w->fd, data, n);
+}
+
+int cas_blob_writer_commit(cas_blob_writer *w, cas_digest *ret_digest, uint64_t *ret_size,
+                           int *ret_existed)
+{
+        cas_digest d;
+        int existed = 0, r;
+
+        cas_hasher_final(&w->hasher, &d);
+        if (w->fd < 0)
+                r = w->bs->ops->put_buffer(w->bs, &d, w->buf, w->buf_len, &existed);
+        else
+                r = w->bs->ops->put_file(w->bs, &d, w->fd, w->size, &existed);
+        if (r >= 0) {
+                if (ret_digest)
+                        *ret_digest = d;
+                if (ret_size)
+                        *ret_size = w->size;
+                if (ret_existed)
+                        *ret_existed = existed;
+        }
+        cas_blob_writer_abort(w);
+        return r;
+}
+
+int cas_blobstore_put(cas_blobstore *bs, const void *buf, size_t n, cas_digest *ret)
+{
+        cas_blob_writer *w;
+        int r;
+
+        r = cas_blobstore_writer_new(bs, &w);
+        if (r < 0)
+                return r;
+        r = cas_blob_writer_write(w, buf, n);
+        if (r < 0) {
+                cas_blob_writer_abort(w);
+                return r;
+        }
+        return cas_blob_writer_commit(w, ret, NULL, NULL);
+}
+
+int cas_blobstore_sync(cas_blobstore *bs)
+{
+        return bs->ops->sync(bs);
+}
+
+int cas_blobstore_foreach(cas_blobstore *bs, cas_blob_cb cb, void *userdata)
+{
+        return bs->ops->foreach(bs, cb, userdata);
+}
+
+int cas_blobstore_remove(cas_blobstore *bs, const cas_digest *d)
+{
+        return bs->ops->remove(bs, d);
+}
+
+/* ---- local files: blobs/ab/cd/<hex> ---- */
+
+static void local_path(const cas_digest *d, char path[static 7 + 65])
+{
+        char hex[CAS_DIGEST_HEX_MAX];
+        cas_digest_to_hex(d, hex);
+        snprintf(path, 7 + 65, "%.2s/%.2s/%s", hex, hex + 2, hex);
+}
+
+int cas_blobstore_path(cas_blobstore *bs, const cas_digest *d, char **ret)
+{
+        char rel[7 + 65], proc[64], dir[4096];
+        ssize_t n;
+
+        if (bs->dir_fd < 0)
+                return -EOPNOTSUPP;
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", bs->dir_fd);
+        n = readlink(proc, dir, sizeof(dir) - 1);
+        if (n < 0)
+                return -errno;
+        dir[n] = 0;
+        local_path(d, rel);
+        if (asprintf(ret, "%s/%s", dir, rel) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int local_stat(cas_blobstore *bs, const cas_digest *d, uint64_t *ret_size)
+{
+        char path[7 + 65];
+        struct stat st;
+
+        local_path(d, path);
+        if (fstatat(bs->dir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADMSG;
+        if (ret_size)
+                *ret_size = (uint64_t)st.st_size;
+        return 0;
+}
+
+static int local_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
+{
+        char path[7 + 65];
+        struct stat st;
+        _cleanup_close_ int fd = -1;
+        cas_blob_reader *r;
+
+        local_path(d, path);
+        fd = openat(bs->dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADMSG;
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->fd = TAKE_FD(fd);
+        r->size = (uint64_t)st.st_size;
+        *ret = r;
+        return 0;
+}
+
+/* Creates ab/ and ab/cd/ as needed. */
+static int local_make_parents(cas_blobstore *bs, const char *path)
+{
+        char sub[6];
+
+        memcpy(sub, path, 2), sub[2] = 0;
+        if (mkdirat(bs->dir_fd, sub, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        memcpy(sub, path, 5), sub[5] = 0;
+        if (mkdirat(bs->dir_fd, sub, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+/* Whether a blob is already there with the right size. A file of another
+ * size under the name is debris (say, a blob whose data never reached the
+ * disk before a power cut) and is replaced. */
+static int local_existing(cas_blobstore *bs, const char *path, uint64_t size)
+{
+        struct stat st;
+
+        if (fstatat(bs->dir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == size)
+                return 1;
+        if (unlinkat(bs->dir_fd, path, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+static int local_link(cas_blobstore *bs, int fd, const char *path)
+{
+        char proc[64];
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        for (int attempt = 0; attempt < 2; attempt++) {
+                if (linkat(AT_FDCWD, proc, bs->dir_fd, path, AT_SYMLINK_FOLLOW) >= 0)
+                        return 0;
+                if (errno == EEXIST)
+                        return 0; /* a concurrent writer stored the same bytes */
+                if (errno != ENOENT || attempt > 0)
+                        return -errno;
+                int r = local_make_parents(bs, path);
+                if (r < 0)
+                        return r;
+        }
+        return -EIO;
+}
+
+static int local_put_file(cas_blobstore *bs, const cas_digest *d, int fd, uint64_t size,
+                          int *ret_existed)
+{
+        char path[7 + 65];
+        int r;
+
+        local_path(d, path);
+        r = local_existing(bs, path, size);
+        if (r != 0) {
+                *ret_existed = r > 0;
+                return r < 0 ? r : 0;
+        }
+        *ret_existed = 0;
+        return local_link(bs, fd, path);
+}
+
+static int local_put_buffer(cas_blobstore *bs, const cas_digest *d, const void *buf, size_t n,
+                            int *ret_existed)
+{
+        char path[7 + 65];
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        local_path(d, path);
+        r = local_existing(bs, path, n);
+        if (r != 0) {
+                *ret_existed = r > 0;
+                return r < 0 ? r : 0;
+        }
+        *ret_existed = 0;
+        fd = open_spill(bs);
+        if (fd < 0)
+                return fd;
+        r = cas_loop_write(fd, buf, n);
+        if (r < 0)
+                return r;
+        return local_link(bs, fd, path);
+}
+
+static int local_sync(cas_blobstore *bs)
+{
+        return syncfs(bs->dir_fd) < 0 ? -errno : 0;
+}
+
+static int hex_name(const char *s, size_t want)
+{
+        if (strlen(s) != want)
+                return 0;
+        for (size_t i = 0; i < want; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return 0;
+        return 1;
+}
+
+static int local_foreach(cas_blobstore *bs, cas_blob_cb cb, void *userdata)
+{
+        _cleanup_close_ int top = openat(bs->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d1;
+        int r = 0;
+
+        if (top < 0)
+                return -errno;
+        d1 = fdopendir(TAKE_FD(top));
+        if (!d1)
+                return -errno;
+        struct dirent *e1;
+        while (r == 0 && (e1 = readdir(d1))) {
+                if (!hex_name(e1->d_name, 2))
+                        continue;
+                int fd2 = openat(dirfd(d1), e1->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                DIR *d2 = fd2 >= 0 ? fdopendir(fd2) : NULL;
+                if (!d2) {
+                        safe_close(fd2);
+                        continue;
+                }
+                struct dirent *e2;
+                while (r == 0 && (e2 = readdir(d2))) {
+                        if (!hex_name(e2->d_name, 2))
+                                continue;
+                        int fd3 = openat(dirfd(d2), e2->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        DIR *d3 = fd3 >= 0 ? fdopendir(fd3) : NULL;
+                        if (!d3) {
+                                safe_close(fd3);
+                                continue;
+                        }
+                        struct dirent *e3;
+                        while (r == 0 && (e3 = readdir(d3))) {
+                                cas_digest dg;
+                                struct stat st;
+                                if (!hex_name(e3->d_name, 64) || cas_digest_parse(e3->d_name, &dg) < 0)
+                                        continue;
+                                if (fstatat(dirfd(d3), e3->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                                        continue;
+                                r = cb(&dg, (uint64_t)st.st_size, userdata);
+                        }
+                        closedir(d3);
+                }
+                closedir(d2);
+        }
+        closedir(d1);
+        return r;
+}
+
+static int local_remove(cas_blobstore *bs, const cas_digest *d)
+{
+        char path[7 + 65];
+
+        local_path(d, path);
+        return unlinkat(bs->dir_fd, path, 0) < 0 ? -errno : 0;
+}
+
+static void local_free(cas_blobstore *bs)
+{
+        safe_close(bs->dir_fd);
+        free(bs);
+}
+
+static const blobstore_ops local_ops = {
+        .stat = local_stat,
+        .open = local_open,
+        .put_buffer = local_put_buffer,
+        .put_file = local_put_file,
+        .sync = local_sync,
+        .foreach = local_foreach,
+        .remove = local_remove,
+        .free = local_free,
+};
+
+int cas_blobstore_open_local(const char *dir, int at_fd, cas_blobstore **ret)
+{
+        cas_blobstore *bs;
+        int fd;
+
+        fd = openat(at_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        /* tmp/ holds nothing but is where O_TMPFILE files live until linked */
+        if (mkdirat(fd, "tmp", 0755) < 0 && errno != EEXIST && errno != EROFS && errno != EACCES) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        bs = calloc(1, sizeof(*bs));
+        if (!bs) {
+                close(fd);
+                return -ENOMEM;
+        }
+        bs->ops = &local_ops;
+        bs->dir_fd = fd;
+        *ret = bs;
+        return 0;
+}
+
+int cas_blobstore_clean_temporary(cas_blobstore *bs, unsigned min_age, uint64_t *ret_count)
+{
+        /* Writers use O_TMPFILE, which leaves nothing behind when they die;
+         * this removes anything else that ended up in tmp/. */
+        uint64_t count = 0;
+        int fd;
+        DIR *d;
+
+        if (bs->dir_fd < 0) {
+                *ret_count = 0;
+                return 0;
+        }
+        fd = openat(bs->dir_fd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
+        struct dirent *e;
+        time_t now = time(NULL);
+        while ((e = readdir(d))) {
+                struct stat st;
+                if (e->d_name[0] == '.')
+                        continue;
+                if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (now - st.st_mtime < (time_t)min_age)
+                        continue;
+                if (unlinkat(dirfd(d), e->d_name, 0) >= 0)
+                        count++;
+        }
+        closedir(d);
+        *ret_count = count;
+        return 0;
+}
+
+/* ---- memory (tests) ---- */
+
+typedef struct memory_blobstore {
+        cas_blobstore base;
+        pthread_mutex_t lock; /* protects map, blobs */
+        cas_digest_map map;   /* digest -> index in blobs */
+        struct {
+                cas_digest d;
+                uint8_t *data;
+                size_t size;
+                bool removed;
+        } *blobs;
+        size_t n_blobs;
+} memory_blobstore;
+
+static int memory_lookup(memory_blobstore *m, const cas_digest *d, size_t *ret_index)
+{
+        uint64_t i;
+        if (!cas_digest_map_get(&m->map, d, &i) || m->blobs[i].removed)
+                return -ENOENT;
+        *ret_index = (size_t)i;
+        return 0;
+}
+
+static int memory_stat(cas_blobstore *bs, const cas_digest *d, uint64_t *ret_size)
+{
+        memory_blobstore *m = (memory_blobstore *)bs;
+        size_t i;
+        int r;
+
+        pthread_mutex_lock(&m->lock);
+        r = memory_lookup(m, d, &i);
+        if (r >= 0 && ret_size)
+                *ret_size = m->blobs[i].size;
+        pthread_mutex_unlock(&m->lock);
+        return r;
+}
+
+static int memory_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
+{
+        memory_blobstore *m = (memory_blobstore *)bs;
+        cas_blob_reader *rd;
+        size_t i;
+        int r;
+
+        pthread_mutex_lock(&m->lock);
+        r = memory_lookup(m, d, &i);
+        if (r >= 0) {
+                rd = calloc(1, sizeof(*rd));
+                if (!rd)
+                        r = -ENOMEM;
+                else {
+                        /* blob bytes live as long as the store: removal only marks them */
+                        static const uint8_t empty[1];
+                        rd->mem = m->blobs[i].data ? m->blobs[i].data : empty;
+                        rd->size = m->blobs[i].size;
+                        rd->fd = -1;
+                        *ret = rd;
+                }
+        }
+        pthread_mutex_unlock(&m->lock);
+        return r;
+}
+
+static int memory_put_buffer(cas_blobstore *bs, const cas_digest *d, const void *buf, size_t n,
+                             int *ret_existed)
+{
+        memory_blobstore *m = (memory_blobstore *)bs;
+        size_t i;
+        int r = 0;
+
+        pthread_mutex_lock(&m->lock);
+        if (memory_lookup(m, d, &i) >= 0) {
+                *ret_existed = 1;
+                goto finish;
+        }
+        *ret_existed = 0;
+        uint8_t *copy = malloc(n ?: 1);
+        void *grown = realloc(m->blobs, (m->n_blobs + 1) * sizeof(*m->blobs));
+        if (!copy || !grown) {
+                free(copy);
+                if (grown)
+                        m->blobs = grown;
+                r = -ENOMEM;
+                goto finish;
+        }
+        m->blobs = grown;
+        memcpy(copy, buf, n);
+        m->blobs[m->n_blobs].d = *d;
+        m->blobs[m->n_blobs].data = copy;
+        m->blobs[m->n_blobs].size = n;
+        m->blobs[m->n_blobs].removed = false;
+        r = cas_digest_map_put(&m->map, d, m->n_blobs);
+        if (r >= 0) {
+                m->n_blobs++;
+                r = 0;
+        }
+finish:
+        pthread_mutex_unlock(&m->lock);
+        return r;
+}
+
+static int memory_put_file(cas_blobstore *bs, const cas_digest *d, int fd, uint64_t size,
+                           int *ret_existed)
+{
+        _cleanup_free_ uint8_t *buf = malloc(size ?: 1);
+        ssize_t k;
+
+        if (!buf)
+                return -ENOMEM;
+        k = cas_loop_pread(fd, buf, size, 0);
+        if (k < 0)
+                return (int)k;
+        if ((uint64_t)k != size)
+                return -EIO;
+        return memory_put_buffer(bs, d, buf, size, ret_existed);
+}
+
+static int memory_sync(cas_blobstore *bs)
+{
+        return 0;
+}
+
+static int memory_foreach(cas_blobstore *bs, cas_blob_cb cb, void *userdata)
+{
+        memory_blobstore *m = (memory_blobstore *)bs;
+        int r = 0;
+
+        /* no lock held across callbacks: callbacks may remove */
+        for (size_t i = 0; r == 0; i++) {
+                pthread_mutex_lock(&m->lock);
+                bool end = i >= m->n_blobs;
+                cas_digest d = end ? cas_digest_empty : m->blobs[i].d;
+                uint64_t size = end ? 0 : m->blobs[i].size;
+                bool removed = end ? true : m->blobs[i].removed;
+                pthread_mutex_unlock(&m->lock);
+                if (end)
+                        break;
+                if (!removed)
+                        r = cb(&d, size, userdata);
+        }
+        return r;
+}
+
+static int memory_remove(cas_blobstore *bs, const cas_digest *d)
+{
+        memory_blobstore *m = (memory_blobstore *)bs;
+        size_t i;
+        int r;
+
+        pthread_mutex_lock(&m->lock);
+        r = memory_lookup(m, d, &i);
+        if (r >= 0)
+                m->blobs[i].removed = true;
+        pthread_mutex_unlock(&m->lock);
+        return r;
+}
+
+static void memory_free(cas_blobstore *bs)
+{
+        memory_blobstore *m = (memory_blobstore *)bs;
+
+        for (size_t i = 0; i < m->n_blobs; i++)
+                free(m->blobs[i].data);
+        free(m->blobs);
+        cas_digest_map_done(&m->map);
+        pthread_mutex_destroy(&m->lock);
+        free(m);
+}
+
+static const blobstore_ops memory_ops = {
+        .stat = memory_stat,
+        .open = memory_open,
+        .put_buffer = memory_put_buffer,
+        .put_file = memory_put_file,
+        .sync = memory_sync,
+        .foreach = memory_foreach,
+        .remove = memory_remove,
+        .free = memory_free,
+};
+
+int cas_blobstore_new_memory(cas_blobstore **ret)
+{
+        memory_blobstore *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->base.ops = &memory_ops;
+        m->base.dir_fd = -1;
+        pthread_mutex_init(&m->lock, NULL);
+        *ret = &m->base;
+        return 0;
+}
