@@ -56,3 +56,9 @@ int cas_blobstore_clean_temporary(cas_blobstore *bs, unsigned min_age, uint64_t 
 
 /* Test hook: the path of a blob's file, for tests that corrupt it. Local backend only. */
 int cas_blobstore_path(cas_blobstore *bs, const cas_digest *d, char **ret);
+
+static inline void cas_blob_reader_freep(cas_blob_reader **r)
+{
+        if (*r)
+                cas_blob_reader_free(*r);
+}

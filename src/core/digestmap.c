@@ -80,3 +80,16 @@ int cas_digest_map_put(cas_digest_map *m, const cas_digest *d, uint64_t value)
         m->n_used++;
         return 1;
 }
+
+bool cas_digest_map_next(const cas_digest_map *m, size_t *iter, cas_digest *ret_key,
+                         uint64_t *ret_value)
+{
+        for (; *iter < m->n_slots; (*iter)++)
+                if (m->slots[*iter].used) {
+                        *ret_key = m->slots[*iter].key;
+                        *ret_value = m->slots[*iter].value;
+                        (*iter)++;
+                        return true;
+                }
+        return false;
+}

@@ -22,3 +22,7 @@ int cas_digest_map_put(cas_digest_map *m, const cas_digest *d, uint64_t value);
 bool cas_digest_map_get(const cas_digest_map *m, const cas_digest *d, uint64_t *ret_value);
 /* Pointer to the value, valid until the next put; NULL when absent. */
 uint64_t *cas_digest_map_find(const cas_digest_map *m, const cas_digest *d);
+
+/* Iterates: start with *iter = 0; false at the end. Order is unspecified. */
+bool cas_digest_map_next(const cas_digest_map *m, size_t *iter, cas_digest *ret_key,
+                         uint64_t *ret_value);

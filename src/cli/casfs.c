@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "macro.h"
+
+const char *arg_store = NULL;
+
+void log_error(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("casfs: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+}
+
+void log_warning(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("casfs: warning: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+}
+
+int cli_open_store(int flags, cas_store **ret)
+{
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        if (arg_store)
+                path = strdup(arg_store);
+        else {
+                r = cas_store_default_path(&path);
+                if (r < 0) {
+                        log_error("no store given: set --store, $CASFS_STORE or $HOME");
+                        return r;
+                }
+        }
+        if (!path)
+                return -ENOMEM;
+        r = cas_store_open(path, flags, ret);
+        if (r == -ENOENT)
+                log_error("%s: no store there (import something first, or check --store)", path);
+        else if (r == -EPROTONOSUPPORT)
+                log_error("%s: not a casfs store of a format this version knows", path);
+        else if (r < 0)
+                log_error("%s: cannot open store: %s", path, strerror(-r));
+        return r;
+}
+
+int cli_parse_uid_gid(const char *s, unsigned *ret_uid, unsigned *ret_gid)
+{
+        char *end;
+        unsigned long u, g;
+
+        errno = 0;
+        u = strtoul(s, &end, 10);
+        if (errno || end == s || *end != ':' || s[0] == '-')
+                return -EINVAL;
+        s = end + 1;
+        g = strtoul(s, &end, 10);
+        if (errno || end == s || *end || s[0] == '-' || u > UINT32_MAX - 1 || g > UINT32_MAX - 1)
+                return -EINVAL;
+        *ret_uid = (unsigned)u;
+        *ret_gid = (unsigned)g;
+        return 0;
+}
+
+static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+        const char *summary;
+} commands[] = {
+        {"import", cmd_import, "import files or trees and register them as roots"},
+        {"roots", cmd_roots, "list the roots: name, type, digest, size"},
+        {"ls", cmd_ls, "list a directory of a root"},
+        {"cat", cmd_cat, "write a file's contents (verified) to standard output"},
+        {"stat", cmd_stat, "show a node: type, digest, size, executable, target"},
+        {"rm", cmd_rm, "remove a root (its objects stay until gc)"},
+        {"fsck", cmd_fsck, "verify every object and every root's closure"},
+        {"gc", cmd_gc, "delete the objects no root reaches"},
+        {"mount", cmd_mount, "mount the roots as a read-only FUSE filesystem"},
+        {"virtiofs", cmd_virtiofs, "serve the roots to a virtual machine (vhost-user-fs)"},
+};
+
+static void help(FILE *f)
+{
+        fprintf(f,
+                "Usage: casfs [--store PATH] COMMAND [ARGS...]\n"
+                "\n"
+                "A content-addressed store for file trees (tvix castore compatible),\n"
+                "mountable as a read-only filesystem.\n"
+                "\n"
+                "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f,
+                "\n"
+                "Options:\n"
+                "  --store PATH  the store (default: $CASFS_STORE, else\n"
+                "                ${XDG_DATA_HOME:-~/.local/share}/casfs; created on first import)\n"
+                "  -h, --help    show this help\n"
+                "  --version     show the version\n"
+                "\n"
+                "'casfs COMMAND --help' describes each command. Exit status: 0 success,\n"
+                "1 failure, 2 usage error.\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option options[] = {
+                {"store", required_argument, NULL, 's'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {},
+        };
+        int c;
+
+        /* stop at the command: its options are its own */
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case 's':
+                        arg_store = optarg;
+                        break;
+                case 'h':
+                        help(stdout);
+                        return 0;
+                case 'V':
+                        printf("casfs %s\n", CASFS_VERSION);
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'casfs --help'.\n");
+                        return EXIT_USAGE;
+                }
+        if (optind >= argc) {
+                help(stderr);
+                return EXIT_USAGE;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (strcmp(argv[optind], commands[i].name) == 0) {
+                        argc -= optind;
+                        argv += optind;
+                        optind = 0; /* let the command run getopt afresh */
+                        return commands[i].run(argc, argv);
+                }
+        log_error("unknown command '%s'; try 'casfs --help'", argv[optind]);
+        return EXIT_USAGE;
+}

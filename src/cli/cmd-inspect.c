@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "cli.h"
+#include "macro.h"
+
+/* Commands that only read: roots, ls, cat, stat. Each takes -h/--help only. */
+static int simple_options(int argc, char **argv, const char *usage, const char *text)
+{
+        static const struct option options[] = {
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        printf("Usage: casfs [--store PATH] %s\n\n%s", usage, text);
+                        return 0;
+                default:
+                        fprintf(stderr, "Usage: casfs [--store PATH] %s\n", usage);
+                        return EXIT_USAGE;
+                }
+        return -1;
+}
+
+static const char *digest_or_dash(const cas_node *n, char buf[static CAS_DIGEST_TEXT_MAX])
+{
+        if (n->type == CAS_NODE_SYMLINK)
+                return "-";
+        return cas_digest_to_text(&n->digest, buf);
+}
+
+static uint64_t node_size(const cas_node *n)
+{
+        return n->type == CAS_NODE_SYMLINK ? n->target_len : n->size;
+}
+
+static int print_root(const cas_node *n, void *userdata)
+{
+        char text[CAS_DIGEST_TEXT_MAX];
+        printf("%s\t%s\t%s\t%" PRIu64 "\n", n->name, cas_node_type_string(n->type),
+               digest_or_dash(n, text), node_size(n));
+        return 0;
+}
+
+int cmd_roots(int argc, char **argv)
+{
+        _cleanup_(cas_store_freep) cas_store *s = NULL;
+        int r = simple_options(argc, argv, "roots",
+                               "Lists the roots, one per line, tab-separated:\n"
+                               "NAME TYPE DIGEST SIZE (DIGEST is '-' for a symlink; SIZE is a file's\n"
+                               "length, a directory's entry count, a symlink target's length).\n");
+        if (r >= 0)
+                return r;
+        if (optind != argc) {
+                log_error("roots: takes no arguments");
+                return EXIT_USAGE;
+        }
+        if (cli_open_store(CAS_STORE_CREATE, &s) < 0)
+                return 1;
+        r = cas_metastore_foreach_root(s->meta, print_root, NULL);
+        if (r < 0) {
+                log_error("roots: %s", strerror(-r));
+                return 1;
+        }
+        return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int resolve(cas_store *s, const char *cmd, const char *path, cas_node **ret)
+{
+        int r = cas_store_resolve(s, path, ret);
+        if (r == -ENOENT)
+                log_error("%s: %s: no such root or entry", cmd, path);
+        else if (r == -ENOTDIR)
+                log_error("%s: %s: a component is not a directory", cmd, path);
+        else if (r == -EBADMSG)
+                log_error("%s: %s: a directory on the way is corrupt in the store", cmd, path);
+        else if (r < 0)
+                log_error("%s: %s: %s", cmd, path, strerror(-r));
+        return r;
+}
+
+static void print_entry(const cas_node *n)
+{
+        char text[CAS_DIGEST_TEXT_MAX];
+        char type = n->type == CAS_NODE_DIRECTORY ? 'd'
+                    : n->type == CAS_NODE_SYMLINK ? 'l'
+                    : n->executable               ? 'x'
+                                                  : 'f';
+        printf("%c\t%" PRIu64 "\t%s\t%s", type, node_size(n), digest_or_dash(n, text), n->name);
+        if (n->type == CAS_NODE_SYMLINK)
+                printf(" -> %s", n->target);
+        putchar('\n');
+}
+
+int cmd_ls(int argc, char **argv)
+{
+        _cleanup_(cas_store_freep) cas_store *s = NULL;
+        _cleanup_free_ cas_node *n = NULL;
+        _cleanup_free_ cas_directory *dir = NULL;
+        int r = simple_options(argc, argv, "ls NAME[/PATH]",
+                               "Lists a directory in name order, one entry per line, tab-separated:\n"
+                               "TYPE SIZE DIGEST NAME, TYPE being d (directory), f (file),\n"
+                               "x (executable file) or l (symlink, NAME followed by ' -> TARGET').\n"
+                               "Given a file or symlink, prints its own line.\n");
+        if (r >= 0)
+                return r;
+        if (argc - optind != 1) {
+                log_error("ls: takes one NAME[/PATH]");
+                return EXIT_USAGE;
+        }
+        if (cli_open_store(0, &s) < 0)
+                return 1;
+        if (resolve(s, "ls", argv[optind], &n) < 0)
+                return 1;
+        if (n->type != CAS_NODE_DIRECTORY) {
+                print_entry(n);
+                return fflush(stdout) == 0 ? 0 : 1;
+        }
+        r = cas_metastore_get_directory(s->meta, &n->digest, &dir);
+        if (r < 0) {
+                char text[CAS_DIGEST_TEXT_MAX];
+                log_error("ls: %s: directory %s %s", argv[optind], cas_digest_to_text(&n->digest, text),
+                          r == -ENOENT ? "is missing from the store" : r == -EBADMSG ? "is corrupt" : strerror(-r));
+                return 1;
+        }
+        _cleanup_free_ uint32_t *order = calloc(dir->n_nodes ?: 1, sizeof(uint32_t));
+        if (!order)
+                return 1;
+        cas_directory_name_order(dir, order);
+        for (size_t i = 0; i < dir->n_nodes; i++)
+                print_entry(&dir->nodes[order[i]]);
+        return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* Streams a blob to fd after checking it against its digest: the bytes are
+ * hashed in a first pass and written only if they match. */
+static int cat_blob(cas_store *s, const cas_digest *d, uint64_t size, int fd, const char *what)
+{
+        _cleanup_(cas_blob_reader_freep) cas_blob_reader *rd = NULL;
+        _cleanup_free_ uint8_t *buf = malloc(1 << 20);
+        char text[CAS_DIGEST_TEXT_MAX];
+        cas_hasher h;
+        cas_digest got;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        r = cas_blobstore_open(s->blobs, d, &rd);
+        if (r < 0) {
+                log_error("cat: %s: blob %s %s", what, cas_digest_to_text(d, text),
+                          r == -ENOENT ? "is missing from the store" : strerror(-r));
+                return r;
+        }
+        if (cas_blob_reader_size(rd) != size) {
+                log_error("cat: %s: blob %s has %" PRIu64 " bytes, expected %" PRIu64, what,
+                          cas_digest_to_text(d, text), cas_blob_reader_size(rd), size);
+                return -EBADMSG;
+        }
+        for (int pass = 0; pass < 2; pass++) {
+                cas_hasher_init(&h);
+                for (uint64_t off = 0; off < size;) {
+                        ssize_t n = cas_blob_reader_pread(rd, buf, 1 << 20, off);
+                        if (n <= 0) {
+                                log_error("cat: %s: reading blob %s: %s", what,
+                                          cas_digest_to_text(d, text), n < 0 ? strerror((int)-n) : "short");
+                                return n < 0 ? (int)n : -EIO;
+                        }
+                        if (pass == 0)
+                                cas_hasher_update(&h, buf, (size_t)n);
+                        else {
+                                r = cas_loop_write(fd, buf, (size_t)n);
+                                if (r < 0) {
+                                        log_error("cat: writing: %s", strerror(-r));
+                                        return r;
+                                }
+                        }
+                        off += (uint64_t)n;
+                }
+                if (pass == 0) {
+                        cas_hasher_final(&h, &got);
+                        if (!cas_digest_eq(&got, d)) {
+                                log_error("cat: %s: blob %s is corrupt (its bytes do not match the digest)",
+                                          what, cas_digest_to_text(d, text));
+                                return -EBADMSG;
+                        }
+                }
+        }
+        return 0;
+}
+
+int cmd_cat(int argc, char **argv)
+{
+        _cleanup_(cas_store_freep) cas_store *s = NULL;
+        int status = 0;
+        int r = simple_options(argc, argv, "cat NAME/PATH...",
+                               "Writes files' contents to standard output, each checked against its\n"
+                               "digest first: a corrupt or missing blob is an error, never wrong bytes.\n");
+        if (r >= 0)
+                return r;
+        if (argc - optind < 1) {
+                log_error("cat: takes NAME/PATH...");
+                return EXIT_USAGE;
+        }
+        if (cli_open_store(0, &s) < 0)
+                return 1;
+        for (int i = optind; i < argc; i++) {
+                _cleanup_free_ cas_node *n = NULL;
+                if (resolve(s, "cat", argv[i], &n) < 0) {
+                        status = 1;
+                        continue;
+                }
+                if (n->type != CAS_NODE_FILE) {
+                        log_error("cat: %s: is a %s, not a file", argv[i], cas_node_type_string(n->type));
+                        status = 1;
+                        continue;
+                }
+                if (cat_blob(s, &n->digest, n->size, STDOUT_FILENO, argv[i]) < 0)
+                        status = 1;
+        }
+        return status;
+}
+
+int cmd_stat(int argc, char **argv)
+{
+        _cleanup_(cas_store_freep) cas_store *s = NULL;
+        int status = 0;
+        int r = simple_options(argc, argv, "stat NAME[/PATH]...",
+                               "Shows a node, one 'key: value' per line: name, type, digest, size,\n"
+                               "executable (files), target (symlinks). Several are separated by a blank line.\n");
+        if (r >= 0)
+                return r;
+        if (argc - optind < 1) {
+                log_error("stat: takes NAME[/PATH]...");
+                return EXIT_USAGE;
+        }
+        if (cli_open_store(0, &s) < 0)
+                return 1;
+        for (int i = optind; i < argc; i++) {
+                _cleanup_free_ cas_node *n = NULL;
+                char text[CAS_DIGEST_TEXT_MAX];
+                if (resolve(s, "stat", argv[i], &n) < 0) {
+                        status = 1;
+                        continue;
+                }
+                if (i > optind)
+                        putchar('\n');
+                printf("name: %s\ntype: %s\n", n->name, cas_node_type_string(n->type));
+                if (n->type != CAS_NODE_SYMLINK)
+                        printf("digest: %s\n", cas_digest_to_text(&n->digest, text));
+                printf("size: %" PRIu64 "\n", node_size(n));
+                if (n->type == CAS_NODE_FILE)
+                        printf("executable: %s\n", n->executable ? "yes" : "no");
+                if (n->type == CAS_NODE_SYMLINK)
+                        printf("target: %s\n", n->target);
+        }
+        if (fflush(stdout) != 0)
+                status = 1;
+        return status;
+}
