@@ -251,6 +251,23 @@ int cas_metastore_foreach_directory(cas_metastore *ms, cas_digest_cb cb, void *u
         return ms->ops->foreach_dir(ms, cb, userdata);
 }
 
+int cas_metastore_put_raw_directory(cas_metastore *ms, const cas_digest *d, const void *buf,
+                                    size_t len)
+{
+        uint8_t *bufs[1] = {(uint8_t *)(uintptr_t)buf};
+        size_t lens[1] = {len};
+        int r = cas_metastore_remove_directories(ms, d, 1);
+        return r < 0 ? r : ms->ops->put_dirs(ms, d, bufs, lens, 1);
+}
+
+int cas_metastore_put_raw_root(cas_metastore *ms, const char *name, const void *buf, size_t len)
+{
+        const char *names[1] = {name};
+        uint8_t *bufs[1] = {(uint8_t *)(uintptr_t)buf};
+        size_t lens[1] = {len};
+        return ms->ops->put_roots(ms, names, bufs, lens, 1);
+}
+
 int cas_metastore_remove_directories(cas_metastore *ms, const cas_digest *ds, size_t n)
 {
         return n ? ms->ops->remove_dirs(ms, ds, n) : 0;

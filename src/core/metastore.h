@@ -40,6 +40,11 @@ int cas_metastore_walk(cas_metastore *ms, const cas_digest *root, cas_directory_
 
 typedef int (*cas_digest_cb)(const cas_digest *d, void *userdata);
 int cas_metastore_foreach_directory(cas_metastore *ms, cas_digest_cb cb, void *userdata);
+/* Stores bytes under a digest without any check: for tests that need a store
+ * written by a buggy or hostile writer, and for repair tools. */
+int cas_metastore_put_raw_directory(cas_metastore *ms, const cas_digest *d, const void *buf,
+                                    size_t len);
+int cas_metastore_put_raw_root(cas_metastore *ms, const char *name, const void *buf, size_t len);
 int cas_metastore_remove_directories(cas_metastore *ms, const cas_digest *ds, size_t n);
 
 /* --- roots: name -> node (the node carries the name) --- */

@@ -1,0 +1,54 @@
+# Shared by the shell tests: checks that count, and a summary that sets the
+# exit status. Source it; call `finish` at the end.
+set -u
+CASFS=${CASFS:?set CASFS to the casfs binary}
+SOURCE_ROOT=${SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+checks=0
+failures=0
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/casfs-test.XXXXXX")
+cleanup_hooks=()
+on_exit() {
+        local h
+        for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
+        rm -rf "$TMP"
+}
+trap on_exit EXIT
+
+fail() {
+        failures=$((failures + 1))
+        echo "FAIL: $*" >&2
+}
+
+# check DESCRIPTION COMMAND...: the command must succeed
+check() {
+        local what=$1
+        shift
+        checks=$((checks + 1))
+        if ! "$@"; then
+                fail "$what"
+        fi
+}
+
+# check_fails DESCRIPTION COMMAND...: the command must fail (exit status 1 unless EXPECT_RC is set)
+check_fails() {
+        local what=$1 rc
+        shift
+        checks=$((checks + 1))
+        "$@" && rc=0 || rc=$?
+        if [ "$rc" -ne "${EXPECT_RC:-1}" ]; then
+                fail "$what (exit status $rc, expected ${EXPECT_RC:-1})"
+        fi
+}
+
+# check_eq DESCRIPTION GOT WANT
+check_eq() {
+        checks=$((checks + 1))
+        if [ "$2" != "$3" ]; then
+                fail "$1: got '$2', expected '$3'"
+        fi
+}
+
+finish() {
+        echo "$(basename "$0"): $checks checks, $failures failed" >&2
+        [ "$checks" -gt 0 ] && [ "$failures" -eq 0 ]
+}
