@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what is missing, builds casfs twice
+# (normal, and with AddressSanitizer + UndefinedBehaviorSanitizer), runs every
+# test in both builds, and ends with 'N passed, N failed, N skipped'.
+#   tests/run.sh [--quick]   (--quick: the normal build only)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+quick=false
+[ "${1:-}" = --quick ] && quick=true
+
+bash scripts/install-deps.sh --all || exit 1
+
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+
+builds=(build)
+$quick || builds+=(build-asan)
+
+for b in "${builds[@]}"; do
+        opts=()
+        [ "$b" = build-asan ] && opts=(-Db_sanitize=address,undefined -Db_lundef=false)
+        if [ ! -f "$b/build.ninja" ]; then
+                meson setup "$b" "${opts[@]}" >/dev/null || { echo "meson setup $b failed"; echo "0 passed, 1 failed"; exit 1; }
+        fi
+        if ! ninja -C "$b" >"$b.log" 2>&1; then
+                cat "$b.log"
+                echo "0 passed, 1 failed"
+                exit 1
+        fi
+        echo "== tests ($b)"
+        meson test -C "$b" --print-errorlogs --num-processes 2 --timeout-multiplier "$([ "$b" = build-asan ] && echo 3 || echo 1)" |
+                grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):|FAIL|ERROR' || true
+done
+
+python3 - "${builds[@]}" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for b in sys.argv[1:]:
+    try:
+        lines = open(b + '/meson-logs/testlog.json').read().splitlines()
+    except OSError:
+        failed += 1
+        continue
+    for line in lines:
+        r = json.loads(line)['result']
+        if r in ('OK', 'EXPECTEDFAIL'):
+            passed += 1
+        elif r == 'SKIP':
+            skipped += 1
+        else:
+            failed += 1
+print('%d passed, %d failed, %d skipped' % (passed, failed, skipped))
+sys.exit(1 if failed else 0)
+PY
