@@ -23,8 +23,8 @@ for b in "${builds[@]}"; do
         if [ ! -f "$b/build.ninja" ]; then
                 meson setup "$b" "${opts[@]}" >/dev/null || { echo "meson setup $b failed"; echo "0 passed, 1 failed"; exit 1; }
         fi
-        if ! ninja -C "$b" >"$b.log" 2>&1; then
-                cat "$b.log"
+        if ! ninja -C "$b" >"$b/ninja.log" 2>&1; then
+                cat "$b/ninja.log"
                 echo "0 passed, 1 failed"
                 exit 1
         fi

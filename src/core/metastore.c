@@ -744,6 +744,9 @@ int cas_metastore_open_lmdb(const char *path, bool readonly, cas_metastore **ret
         rc = mdb_env_open(m->env, path, MDB_NOSUBDIR | MDB_NOTLS | (readonly ? MDB_RDONLY : 0), 0644);
         if (rc)
                 goto fail;
+        /* reader slots of processes that died (killed imports, mounts) */
+        int dead;
+        (void)mdb_reader_check(m->env, &dead);
         rc = mdb_txn_begin(m->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
         if (rc)
                 goto fail;
