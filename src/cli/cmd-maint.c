@@ -215,6 +215,7 @@ static void *rehash_worker(void *userdata)
                         (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
                 cas_hasher_init(&h);
                 uint64_t size = cas_blob_reader_size(rd);
+                l->size[i] = size;
                 for (uint64_t off = 0; off < size;) {
                         ssize_t n = cas_blob_reader_pread(rd, buf, bufsize, off);
                         if (n <= 0) {
@@ -274,7 +275,8 @@ int cmd_fsck(int argc, char **argv)
         blob_list blobs = {0};
         dir_list dirs = {0};
         bool verbose = false;
-        unsigned n_threads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+        /* many more threads than CPUs: cold, a thread mostly waits for the disk */
+        unsigned n_threads = MIN(64u, 8 * (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
         uint64_t unref_blobs = 0, unref_dirs = 0, n_roots = 0;
         char text[CAS_DIGEST_TEXT_MAX];
         int c, r, status = 1;
@@ -486,6 +488,9 @@ int cmd_gc(int argc, char **argv)
         for (size_t i = 0; i < blobs.n; i++) {
                 if (cas_digest_map_get(&rc.blobs, &blobs.d[i], NULL))
                         continue;
+                uint64_t size = blobs.size[i];
+                if (size == CAS_BLOB_SIZE_UNKNOWN && cas_blobstore_stat(s->blobs, &blobs.d[i], &size) < 0)
+                        size = 0;
                 if (!dry_run) {
                         r = cas_blobstore_remove(s->blobs, &blobs.d[i]);
                         if (r < 0 && r != -ENOENT) {
@@ -496,7 +501,7 @@ int cmd_gc(int argc, char **argv)
                         }
                 }
                 n_blobs++;
-                bytes += blobs.size[i];
+                bytes += size;
         }
         if (!dry_run)
                 (void)cas_blobstore_clean_temporary(s->blobs, 3600, &n_tmp);

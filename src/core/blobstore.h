@@ -47,7 +47,10 @@ int cas_blobstore_put(cas_blobstore *bs, const void *buf, size_t n, cas_digest *
 /* Makes every blob written so far durable (syncfs for the local backend). */
 int cas_blobstore_sync(cas_blobstore *bs);
 
-/* Enumerates stored blobs; stops early when cb returns non-zero (returned). */
+/* Enumerates stored blobs; stops early when cb returns non-zero (returned).
+ * size is CAS_BLOB_SIZE_UNKNOWN where knowing it would cost a stat per blob
+ * (the local backend): listing then reads no inode. */
+#define CAS_BLOB_SIZE_UNKNOWN UINT64_MAX
 typedef int (*cas_blob_cb)(const cas_digest *d, uint64_t size, void *userdata);
 int cas_blobstore_foreach(cas_blobstore *bs, cas_blob_cb cb, void *userdata);
 int cas_blobstore_remove(cas_blobstore *bs, const cas_digest *d);
