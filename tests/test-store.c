@@ -100,8 +100,10 @@ static int count_dir(const cas_digest *d, void *userdata)
         return 0;
 }
 
-static int walk_cb(const cas_digest *d, const cas_directory *dir, void *userdata)
+static int walk_cb(const cas_digest *d, const cas_directory *dir, int error, void *userdata)
 {
+        if (!dir)
+                return error;
         (*(int *)userdata)++;
         return 0;
 }

@@ -56,7 +56,7 @@ int cmd_rm(int argc, char **argv)
 
 typedef struct reach {
         cas_metastore *meta;
-        cas_digest_map dirs;   /* reachable directories -> 1 ok, 2 missing, 3 corrupt */
+        cas_digest_map dirs;   /* reachable directories (also missing or corrupt ones) */
         cas_digest_map blobs;  /* reachable blobs -> expected size */
         uint64_t problems;
         bool report;           /* print each problem (fsck) */
@@ -90,56 +90,37 @@ static void mark_blob(reach *rc, const cas_node *n)
         (void)cas_digest_map_put(&rc->blobs, &n->digest, n->size);
 }
 
+static int mark_directory(const cas_digest *d, const cas_directory *dir, int error, void *userdata)
+{
+        reach *rc = userdata;
+        char text[CAS_DIGEST_TEXT_MAX];
+
+        /* reached before through another root (a walk itself visits each
+         * directory once): its subtree is marked already */
+        if (cas_digest_map_get(&rc->dirs, d, NULL))
+                return 1;
+        if (cas_digest_map_put(&rc->dirs, d, 1) < 0)
+                return -ENOMEM;
+        if (!dir) {
+                problem(rc, "%s directory %s", error == -ENOENT ? "missing" : "corrupt",
+                        cas_digest_to_text(d, text));
+                return 0;
+        }
+        for (size_t i = 0; i < dir->n_files; i++)
+                mark_blob(rc, &dir->files[i]);
+        return 0;
+}
+
 static int mark_root(const cas_node *root, void *userdata)
 {
         reach *rc = userdata;
-        _cleanup_free_ cas_digest *queue = NULL;
-        size_t head = 0, tail = 0, alloc = 0;
-        char text[CAS_DIGEST_TEXT_MAX];
 
         rc->root = root->name;
-        if (root->type == CAS_NODE_FILE) {
+        if (root->type == CAS_NODE_FILE)
                 mark_blob(rc, root);
-                return 0;
-        }
         if (root->type != CAS_NODE_DIRECTORY || cas_digest_map_get(&rc->dirs, &root->digest, NULL))
                 return 0;
-        if (cas_digest_map_put(&rc->dirs, &root->digest, 1) < 0)
-                return -ENOMEM;
-        queue = malloc(64 * sizeof(cas_digest));
-        if (!queue)
-                return -ENOMEM;
-        alloc = 64;
-        queue[tail++] = root->digest;
-        while (head < tail) {
-                cas_digest d = queue[head++];
-                _cleanup_free_ cas_directory *dir = NULL;
-                int r = cas_metastore_get_directory(rc->meta, &d, &dir);
-                if (r < 0) {
-                        *cas_digest_map_find(&rc->dirs, &d) = r == -ENOENT ? 2 : 3;
-                        problem(rc, "%s directory %s", r == -ENOENT ? "missing" : "corrupt",
-                                cas_digest_to_text(&d, text));
-                        continue;
-                }
-                for (size_t i = 0; i < dir->n_files; i++)
-                        mark_blob(rc, &dir->files[i]);
-                for (size_t i = 0; i < dir->n_directories; i++) {
-                        const cas_node *c = &dir->directories[i];
-                        if (cas_digest_map_get(&rc->dirs, &c->digest, NULL))
-                                continue;
-                        if (cas_digest_map_put(&rc->dirs, &c->digest, 1) < 0)
-                                return -ENOMEM;
-                        if (tail == alloc) {
-                                cas_digest *q = realloc(queue, 2 * alloc * sizeof(cas_digest));
-                                if (!q)
-                                        return -ENOMEM;
-                                queue = q;
-                                alloc *= 2;
-                        }
-                        queue[tail++] = c->digest;
-                }
-        }
-        return 0;
+        return cas_metastore_walk(rc->meta, &root->digest, mark_directory, rc);
 }
 
 static int reach_all(cas_store *s, reach *rc)

@@ -216,11 +216,13 @@ int cas_metastore_walk(cas_metastore *ms, const cas_digest *root, cas_directory_
                 _cleanup_free_ cas_directory *dir = NULL;
 
                 r = cas_metastore_get_directory(ms, &d, &dir);
+                if (r < 0 && r != -ENOENT && r != -EBADMSG)
+                        goto finish;
+                r = cb(&d, dir, r, userdata);
                 if (r < 0)
                         goto finish;
-                r = cb(&d, dir, userdata);
-                if (r != 0)
-                        goto finish;
+                if (!dir || r == 1)
+                        continue;
                 for (size_t i = 0; i < dir->n_directories; i++) {
                         const cas_digest *c = &dir->directories[i].digest;
                         if (cas_digest_map_get(&seen, c, NULL))

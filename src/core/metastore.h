@@ -32,9 +32,13 @@ int cas_metastore_put_closure(cas_metastore *ms, cas_directory *const *dirs, siz
                               cas_digest *ret_root, cas_error *ret_err);
 
 /* Visits the directory d and every directory below it, breadth first, each
- * once. cb gets the decoded directory (valid during the call) and its digest;
- * a non-zero return stops the walk and is returned. */
-typedef int (*cas_directory_cb)(const cas_digest *d, const cas_directory *dir, void *userdata);
+ * once. cb gets the digest and the decoded directory (valid during the call),
+ * or dir NULL and error -ENOENT / -EBADMSG for one that is missing or
+ * corrupt (the walk goes on past it). cb returns 0 to go on, 1 to skip what
+ * is below this directory, or a negative errno, which stops the walk and is
+ * returned. */
+typedef int (*cas_directory_cb)(const cas_digest *d, const cas_directory *dir, int error,
+                                void *userdata);
 int cas_metastore_walk(cas_metastore *ms, const cas_digest *root, cas_directory_cb cb,
                        void *userdata);
 
