@@ -390,6 +390,12 @@ finish:
         return status;
 }
 
+static bool blob_unreached(const cas_digest *d, void *userdata)
+{
+        const reach *rc = userdata;
+        return !cas_digest_map_get(&rc->blobs, d, NULL);
+}
+
 int cmd_gc(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -451,8 +457,16 @@ int cmd_gc(int argc, char **argv)
                 log_error("gc: listing the store: %s", strerror(-r));
                 goto finish;
         }
-        /* directories first: a crash in between leaves blobs without
-         * references, never references without blobs */
+        /* the import cache first, then directories, then blobs: a crash in
+         * between leaves blobs without references, never references (or
+         * cache entries) without blobs */
+        if (!dry_run) {
+                r = cas_metastore_statcache_prune(s->meta, blob_unreached, &rc);
+                if (r < 0) {
+                        log_error("gc: pruning the import cache: %s", strerror(-r));
+                        goto finish;
+                }
+        }
         dead = calloc(dirs.n ?: 1, sizeof(cas_digest));
         if (!dead)
                 goto finish;

@@ -32,6 +32,8 @@ typedef struct metastore_ops {
         int (*statcache_get)(cas_metastore *ms, const cas_stat_key *k, cas_digest *ret);
         int (*statcache_put)(cas_metastore *ms, const cas_stat_key *ks, const cas_digest *ds,
                              size_t n);
+        int (*statcache_prune)(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
+                               void *userdata);
         void (*free)(cas_metastore *ms);
 } metastore_ops;
 
@@ -414,6 +416,12 @@ int cas_metastore_statcache_flush(cas_metastore *ms)
         return r;
 }
 
+int cas_metastore_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
+                                  void *userdata)
+{
+        return ms->ops->statcache_prune(ms, is_dead, userdata);
+}
+
 /* ---- LMDB ---- */
 
 typedef struct lmdb_metastore {
@@ -696,6 +704,42 @@ static int lmdb_statcache_put(cas_metastore *ms, const cas_stat_key *ks, const c
         return mdb_errno(mdb_txn_commit(txn));
 }
 
+static int lmdb_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
+                                void *userdata)
+{
+        lmdb_metastore *m = (lmdb_metastore *)ms;
+        MDB_txn *txn;
+        MDB_cursor *c;
+        MDB_val k, v;
+        int rc;
+
+        rc = mdb_txn_begin(m->env, NULL, 0, &txn);
+        if (rc)
+                return mdb_errno(rc);
+        rc = mdb_cursor_open(txn, m->statcache, &c);
+        if (rc) {
+                mdb_txn_abort(txn);
+                return mdb_errno(rc);
+        }
+        for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+                cas_digest d;
+                if (v.mv_size == CAS_DIGEST_SIZE) {
+                        memcpy(d.bytes, v.mv_data, CAS_DIGEST_SIZE);
+                        if (!is_dead(&d, userdata))
+                                continue;
+                }
+                rc = mdb_cursor_del(c, 0);
+                if (rc)
+                        break;
+        }
+        mdb_cursor_close(c);
+        if (rc != MDB_NOTFOUND) {
+                mdb_txn_abort(txn);
+                return mdb_errno(rc);
+        }
+        return mdb_errno(mdb_txn_commit(txn));
+}
+
 static void lmdb_free(cas_metastore *ms)
 {
         lmdb_metastore *m = (lmdb_metastore *)ms;
@@ -716,6 +760,7 @@ static const metastore_ops lmdb_ops = {
         .generation = lmdb_generation,
         .statcache_get = lmdb_statcache_get,
         .statcache_put = lmdb_statcache_put,
+        .statcache_prune = lmdb_statcache_prune,
         .free = lmdb_free,
 };
 
@@ -1006,6 +1051,12 @@ static int mem_statcache_put(cas_metastore *ms, const cas_stat_key *ks, const ca
         return 0;
 }
 
+static int mem_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
+                               void *userdata)
+{
+        return 0;
+}
+
 static void mem_free(cas_metastore *ms)
 {
         table_done(&MEM(ms)->dirs);
@@ -1026,6 +1077,7 @@ static const metastore_ops memory_ops = {
         .generation = mem_generation,
         .statcache_get = mem_statcache_get,
         .statcache_put = mem_statcache_put,
+        .statcache_prune = mem_statcache_prune,
         .free = mem_free,
 };
 

@@ -76,3 +76,7 @@ int cas_metastore_statcache_get(cas_metastore *ms, const cas_stat_key *k, cas_di
 /* Entries are buffered and written in one transaction by _flush. */
 int cas_metastore_statcache_put(cas_metastore *ms, const cas_stat_key *k, const cas_digest *d);
 int cas_metastore_statcache_flush(cas_metastore *ms);
+/* Drops the entries whose digest is_dead() says was removed (gc): a cache hit
+ * then always names a blob the store has, and import need not check. */
+int cas_metastore_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
+                                  void *userdata);

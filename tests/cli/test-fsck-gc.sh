@@ -63,6 +63,12 @@ check "gc reports what it removed" grep -q '^gc: removed 1 blobs (50000 bytes) a
 check "after gc, fsck clean with nothing unreferenced" grep -q "0 problems; 0 unreferenced blobs, 0 unreferenced directories" <<<"$("$CASFS" fsck)"
 check "reachable content survives gc" cmp -s <("$CASFS" cat t/hello.txt) "$TMP/tree/hello.txt"
 check "reachable large content survives gc" cmp -s <("$CASFS" cat t/big.bin) "$TMP/tree/big.bin"
+# importing again what gc removed stores it again (the import cache forgot it)
+"$CASFS" import --name other "$TMP/other" >/dev/null
+check "re-import after gc restores the blob" cmp -s <("$CASFS" cat other/own) "$TMP/other/own"
+check "fsck clean after re-import" "$CASFS" fsck
+"$CASFS" rm other
+"$CASFS" gc >/dev/null
 out=$("$CASFS" gc)
 check "a second gc removes nothing" grep -q '^gc: removed 0 blobs (0 bytes) and 0 directories' <<<"$out"
 
