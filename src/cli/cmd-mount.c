@@ -1,8 +1,208 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
 #include "cli.h"
+#include "fuse-dev.h"
+#include "macro.h"
+
+static void mount_help(FILE *f)
+{
+        fprintf(f,
+                "Usage: casfs [--store PATH] mount [OPTIONS] MOUNTPOINT\n"
+                "\n"
+                "Mounts the store's roots as a read-only filesystem: each root appears\n"
+                "under its name at the top of MOUNTPOINT; everything is loaded lazily and\n"
+                "read straight from the store. Roots added, replaced or removed while\n"
+                "mounted show at the top without a remount. Without -f, returns once the\n"
+                "mount answers and keeps serving in the background. SIGINT, SIGTERM and\n"
+                "'fusermount3 -u MOUNTPOINT' end it and unmount.\n"
+                "\n"
+                "Options:\n"
+                "      --list-root    allow listing the top (default: only names can be looked up)\n"
+                "  -j, --threads N    worker threads (default: number of CPUs)\n"
+                "      --allow-other  let other users access the mount\n"
+                "      --uid-gid U:G  report owner U and group G (default: 0:0)\n"
+                "      --xattr        expose user.castore.directory.digest / user.castore.blob.digest\n"
+                "  -f, --foreground   stay in the foreground (logs go to stderr)\n"
+                "  -h, --help         show this help\n");
+}
+
+static int check_mountpoint(const char *mp)
+{
+        struct stat st, parent;
+        _cleanup_free_ char *up = NULL;
+
+        if (stat(mp, &st) < 0) {
+                log_error("mount: %s: %s", mp, strerror(errno));
+                return -errno;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+                log_error("mount: %s: not a directory", mp);
+                return -ENOTDIR;
+        }
+        if (asprintf(&up, "%s/..", mp) < 0)
+                return -ENOMEM;
+        if (stat(up, &parent) == 0 && (parent.st_dev != st.st_dev || parent.st_ino == st.st_ino)) {
+                log_error("mount: %s: busy (something is mounted there already)", mp);
+                return -EBUSY;
+        }
+        int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+                log_error("mount: /dev/fuse: %s (is the fuse module loaded?)", strerror(errno));
+                return -errno;
+        }
+        close(fd);
+        return 0;
+}
 
 int cmd_mount(int argc, char **argv)
 {
-        log_error("mount: not available in this build");
-        return 1;
+        static const struct option options[] = {
+                {"list-root", no_argument, NULL, 'L'},
+                {"threads", required_argument, NULL, 'j'},
+                {"allow-other", no_argument, NULL, 'A'},
+                {"uid-gid", required_argument, NULL, 'U'},
+                {"xattr", no_argument, NULL, 'X'},
+                {"foreground", no_argument, NULL, 'f'},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        cas_engine_options eo = {.verify = true};
+        cas_fuse_options fo = {0};
+        bool foreground = false;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "j:fh", options, NULL)) >= 0)
+                switch (c) {
+                case 'L':
+                        eo.list_root = true;
+                        break;
+                case 'j': {
+                        char *end;
+                        long n = strtol(optarg, &end, 10);
+                        if (*end || n < 1 || n > 64) {
+                                log_error("mount: --threads takes a number from 1 to 64");
+                                return EXIT_USAGE;
+                        }
+                        fo.threads = (unsigned)n;
+                        break;
+                }
+                case 'A':
+                        fo.allow_other = true;
+                        break;
+                case 'U': {
+                        unsigned u, g;
+                        if (cli_parse_uid_gid(optarg, &u, &g) < 0) {
+                                log_error("mount: --uid-gid takes U:G, two numbers");
+                                return EXIT_USAGE;
+                        }
+                        eo.set_owner = true;
+                        eo.uid = u;
+                        eo.gid = g;
+                        break;
+                }
+                case 'X':
+                        eo.xattr = true;
+                        break;
+                case 'f':
+                        foreground = true;
+                        break;
+                case 'h':
+                        mount_help(stdout);
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'casfs mount --help'.\n");
+                        return EXIT_USAGE;
+                }
+        if (argc - optind != 1) {
+                log_error("mount: takes one MOUNTPOINT; try 'casfs mount --help'");
+                return EXIT_USAGE;
+        }
+        const char *mp = argv[optind];
+        if (check_mountpoint(mp) < 0)
+                return 1;
+
+        /* the store is opened after any fork: LMDB handles do not survive one */
+        {
+                _cleanup_(cas_store_freep) cas_store *probe = NULL;
+                if (cli_open_store(0, &probe) < 0)
+                        return 1;
+        }
+
+        int report[2] = {-1, -1};
+        if (!foreground) {
+                if (pipe2(report, O_CLOEXEC) < 0) {
+                        log_error("mount: pipe: %s", strerror(errno));
+                        return 1;
+                }
+                pid_t pid = fork();
+                if (pid < 0) {
+                        log_error("mount: fork: %s", strerror(errno));
+                        return 1;
+                }
+                if (pid > 0) {
+                        /* the parent returns once the child says the mount answers */
+                        char status = 1;
+                        close(report[1]);
+                        if (read(report[0], &status, 1) != 1)
+                                status = 1;
+                        if (status != 0)
+                                waitpid(pid, NULL, 0);
+                        return status == 0 ? 0 : 1;
+                }
+                close(report[0]);
+                setsid();
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                if (null >= 0) {
+                        dup2(null, STDIN_FILENO);
+                        dup2(null, STDOUT_FILENO);
+                        close(null);
+                }
+        }
+
+        sigset_t signals;
+        sigemptyset(&signals);
+        sigaddset(&signals, SIGINT);
+        sigaddset(&signals, SIGTERM);
+        sigaddset(&signals, SIGHUP);
+        /* blocked before any thread starts, so that only cas_fuse_wait takes them */
+        pthread_sigmask(SIG_BLOCK, &signals, NULL);
+
+        _cleanup_(cas_store_freep) cas_store *s = NULL;
+        cas_fuse *f = NULL;
+        _cleanup_free_ char *error = NULL;
+        char status = 1;
+        r = cli_open_store(0, &s);
+        if (r >= 0) {
+                r = cas_fuse_mount(s, &eo, &fo, mp, &f, &error);
+                if (r < 0)
+                        log_error("mount: %s", error ? error : strerror(-r));
+        }
+        if (r >= 0) {
+                r = cas_fuse_start(f);
+                if (r < 0)
+                        log_error("mount: cannot start workers: %s", strerror(-r));
+        }
+        if (r >= 0) {
+                struct stat st;
+                /* the first access waits for INIT: once it returns, the mount answers */
+                if (stat(mp, &st) < 0) {
+                        log_error("mount: %s does not answer: %s", mp, strerror(errno));
+                        r = -errno;
+                }
+        }
+        status = r < 0 ? 1 : 0;
+        if (report[1] >= 0) {
+                (void)!write(report[1], &status, 1);
+                close(report[1]);
+        }
+        if (r >= 0)
+                cas_fuse_wait(f, &signals);
+        cas_fuse_free(f);
+        return status;
 }

@@ -1,0 +1,991 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fuse.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "engine.h"
+#include "inodes.h"
+#include "macro.h"
+
+/* Contents never change, so the kernel may keep entries and attributes
+ * forever; the mount top is invalidated explicitly when roots change. */
+#define FOREVER UINT64_C(0xffffffffffff)
+/* The largest request argument we copy (a name, an xattr name). */
+#define IN_MAX 8192
+#define DEFAULT_MAX_PAGES 256
+#define XATTR_DIR "user.castore.directory.digest"
+#define XATTR_BLOB "user.castore.blob.digest"
+
+struct cas_engine {
+        cas_store *store;
+        cas_engine_options opts;
+        cas_engine_transport transport;
+        cas_inodes *inodes;
+        uint32_t max_pages;
+        _Atomic bool destroyed;
+        _Atomic bool initialized;
+        bool no_open; /* the kernel supports opens without a round trip */
+
+        pthread_mutex_t top_lock; /* protects top_names, n_top, roots_generation */
+        struct top_name {
+                char *name;
+                cas_digest key; /* what the name pointed to when the kernel learned it */
+                uint8_t type;
+        } *top_names;
+        size_t n_top, alloc_top;
+        uint64_t roots_generation;
+};
+
+/* One request being answered. */
+typedef struct req {
+        cas_engine *e;
+        const struct fuse_in_header *in;
+        const uint8_t *arg; /* the bytes after the header */
+        size_t arg_len;
+        const struct iovec *out;
+        int out_cnt;
+        size_t written; /* bytes put into out so far (header included) */
+        bool replied;
+        uint8_t copy[IN_MAX]; /* the request gathered, when it came scattered */
+} req;
+
+/* ---- replies ---- */
+
+/* Copies bytes into out at position pos; returns false when out is too small. */
+static bool out_put(const struct iovec *out, int out_cnt, size_t pos, const void *data, size_t n)
+{
+        const uint8_t *p = data;
+        for (int k = 0; k < out_cnt && n > 0; k++) {
+                if (pos >= out[k].iov_len) {
+                        pos -= out[k].iov_len;
+                        continue;
+                }
+                size_t c = MIN(n, out[k].iov_len - pos);
+                memcpy((uint8_t *)out[k].iov_base + pos, p, c);
+                p += c;
+                n -= c;
+                pos = 0;
+        }
+        return n == 0;
+}
+
+static size_t out_capacity(const req *r)
+{
+        size_t c = 0;
+        for (int k = 0; k < r->out_cnt; k++)
+                c += r->out[k].iov_len;
+        return c;
+}
+
+static int reply_raw(req *r, int error, const void *data, size_t n)
+{
+        struct fuse_out_header h = {
+                .len = (uint32_t)(sizeof(h) + (error ? 0 : n)),
+                .error = error ? -abs(error) : 0,
+                .unique = r->in->unique,
+        };
+        if (!out_put(r->out, r->out_cnt, 0, &h, sizeof(h)))
+                return -ENOBUFS;
+        if (!error && n && !out_put(r->out, r->out_cnt, sizeof(h), data, n)) {
+                /* too large for the buffers given: say so instead */
+                h.len = sizeof(h);
+                h.error = -ERANGE;
+                out_put(r->out, r->out_cnt, 0, &h, sizeof(h));
+                n = 0;
+        }
+        r->written = h.len;
+        r->replied = true;
+        return 0;
+}
+
+static int reply_err(req *r, int error)
+{
+        return reply_raw(r, error, NULL, 0);
+}
+
+static int reply_ok(req *r, const void *data, size_t n)
+{
+        return reply_raw(r, 0, data, n);
+}
+
+/* ---- attributes ---- */
+
+static void fill_attr(cas_engine *e, const cas_inode *i, struct fuse_attr *a)
+{
+        *a = (struct fuse_attr){0};
+        a->ino = i->ino;
+        a->size = i->size;
+        a->blocks = (i->size + 511) / 512;
+        a->mtime = 1;
+        a->atime = 1;
+        a->ctime = 1;
+        a->blksize = 4096;
+        a->nlink = 1;
+        if (e->opts.set_owner) {
+                a->uid = e->opts.uid;
+                a->gid = e->opts.gid;
+        }
+        switch (i->type) {
+        case CAS_NODE_FILE:
+                a->mode = S_IFREG | (i->executable ? 0555 : 0444);
+                a->blocks = (i->size + 511) / 512;
+                break;
+        case CAS_NODE_SYMLINK:
+                a->mode = S_IFLNK | 0444;
+                break;
+        default: /* directories and the top */
+                a->mode = S_IFDIR | 0555;
+                a->nlink = 2;
+                a->blocks = 0;
+                break;
+        }
+}
+
+static void fill_entry(cas_engine *e, const cas_inode *i, struct fuse_entry_out *o)
+{
+        *o = (struct fuse_entry_out){0};
+        o->nodeid = i->ino;
+        o->generation = 1;
+        o->entry_valid = FOREVER;
+        o->attr_valid = FOREVER;
+        fill_attr(e, i, &o->attr);
+}
+
+/* ---- the mount top: names the kernel knows, for invalidation ---- */
+
+static void top_remember(cas_engine *e, const char *name, const cas_inode *i)
+{
+        pthread_mutex_lock(&e->top_lock);
+        for (size_t k = 0; k < e->n_top; k++)
+                if (strcmp(e->top_names[k].name, name) == 0) {
+                        e->top_names[k].key = i->digest;
+                        e->top_names[k].type = i->type;
+                        goto done;
+                }
+        if (e->n_top == e->alloc_top) {
+                size_t n = e->alloc_top ? e->alloc_top * 2 : 16;
+                void *p = realloc(e->top_names, n * sizeof(*e->top_names));
+                if (!p)
+                        goto done;
+                e->top_names = p;
+                e->alloc_top = n;
+        }
+        e->top_names[e->n_top].name = strdup(name);
+        if (e->top_names[e->n_top].name) {
+                e->top_names[e->n_top].key = i->digest;
+                e->top_names[e->n_top].type = i->type;
+                e->n_top++;
+        }
+done:
+        pthread_mutex_unlock(&e->top_lock);
+}
+
+/* The inode key a root node maps to (as cas_inodes_lookup computes it). */
+static void node_key(const cas_node *n, cas_digest *ret)
+{
+        if (n->type == CAS_NODE_SYMLINK)
+                cas_digest_of(n->target, n->target_len, ret);
+        else
+                *ret = n->digest;
+}
+
+static int notify_inval_entry(cas_engine *e, uint64_t parent, const char *name)
+{
+        struct fuse_out_header h = {.error = FUSE_NOTIFY_INVAL_ENTRY};
+        struct fuse_notify_inval_entry_out o = {.parent = parent, .namelen = (uint32_t)strlen(name)};
+        struct iovec iov[3] = {
+                {&h, sizeof(h)},
+                {&o, sizeof(o)},
+                {(void *)name, o.namelen + 1},
+        };
+        h.len = (uint32_t)(sizeof(h) + sizeof(o) + o.namelen + 1);
+        return e->transport.notify(e->transport.userdata, iov, 3);
+}
+
+static int notify_inval_inode(cas_engine *e, uint64_t ino)
+{
+        struct fuse_out_header h = {.error = FUSE_NOTIFY_INVAL_INODE};
+        struct fuse_notify_inval_inode_out o = {.ino = ino, .off = 0, .len = -1};
+        struct iovec iov[2] = {{&h, sizeof(h)}, {&o, sizeof(o)}};
+        h.len = sizeof(h) + sizeof(o);
+        return e->transport.notify(e->transport.userdata, iov, 2);
+}
+
+int cas_engine_refresh_roots(cas_engine *e)
+{
+        uint64_t gen;
+        int r;
+
+        r = cas_metastore_roots_generation(e->store->meta, &gen);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&e->top_lock);
+        if (gen == e->roots_generation) {
+                pthread_mutex_unlock(&e->top_lock);
+                return 0;
+        }
+        e->roots_generation = gen;
+        /* names whose root changed or went: drop them from the kernel's cache */
+        size_t kept = 0;
+        for (size_t k = 0; k < e->n_top; k++) {
+                struct top_name *t = &e->top_names[k];
+                _cleanup_free_ cas_node *n = NULL;
+                cas_digest key;
+                bool same = false;
+                if (cas_metastore_get_root(e->store->meta, t->name, &n) >= 0) {
+                        node_key(n, &key);
+                        same = n->type == t->type && cas_digest_eq(&key, &t->key);
+                }
+                if (same) {
+                        e->top_names[kept++] = *t;
+                        continue;
+                }
+                if (e->transport.notify && atomic_load(&e->initialized))
+                        (void)notify_inval_entry(e, CAS_ROOT_INO, t->name);
+                free(t->name);
+        }
+        e->n_top = kept;
+        pthread_mutex_unlock(&e->top_lock);
+        /* the top's listing, cached by the kernel, changed too */
+        if (e->transport.notify && atomic_load(&e->initialized))
+                (void)notify_inval_inode(e, CAS_ROOT_INO);
+        return 1;
+}
+
+/* ---- request handlers ---- */
+
+typedef int (*handler)(req *r, cas_inode *i);
+
+#define ARG(type) ((const type *)r->arg)
+
+static int need(req *r, size_t n)
+{
+        return r->arg_len >= n ? 0 : -EINVAL;
+}
+
+/* A NUL-terminated string argument at offset off. */
+static const char *arg_string(req *r, size_t off, size_t *ret_len)
+{
+        if (off >= r->arg_len)
+                return NULL;
+        const char *s = (const char *)r->arg + off;
+        const char *end = memchr(s, 0, r->arg_len - off);
+        if (!end)
+                return NULL;
+        *ret_len = (size_t)(end - s);
+        return s;
+}
+
+static int do_init(req *r, cas_inode *i)
+{
+        cas_engine *e = r->e;
+        const struct fuse_init_in *in = ARG(struct fuse_init_in);
+        struct fuse_init_out o = {0};
+
+        /* the first 16 bytes (major, minor, max_readahead, flags) exist in every version */
+        if (r->arg_len < 16)
+                return reply_err(r, EINVAL);
+        o.major = FUSE_KERNEL_VERSION;
+        o.minor = FUSE_KERNEL_MINOR_VERSION;
+        if (in->major < 7)
+                return reply_err(r, EPROTO);
+        if (in->major > 7) /* the kernel will ask again with major 7 */
+                return reply_ok(r, &o, 8);
+        if (in->minor < o.minor)
+                o.minor = in->minor;
+
+        uint64_t offered = in->flags;
+        if (r->arg_len >= sizeof(*in) && (in->flags & FUSE_INIT_EXT))
+                offered |= (uint64_t)in->flags2 << 32;
+        uint64_t want = FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_PARALLEL_DIROPS | FUSE_CACHE_SYMLINKS |
+                        FUSE_MAX_PAGES | FUSE_NO_OPEN_SUPPORT | FUSE_NO_OPENDIR_SUPPORT | FUSE_BIG_WRITES |
+                        FUSE_INIT_EXT;
+        uint64_t flags = offered & want;
+        e->no_open = (flags & FUSE_NO_OPEN_SUPPORT) && (flags & FUSE_NO_OPENDIR_SUPPORT);
+        o.flags = (uint32_t)flags;
+        o.flags2 = (uint32_t)(flags >> 32);
+        o.max_readahead = in->max_readahead;
+        o.max_write = 128 * 1024;
+        o.max_background = 64;
+        o.congestion_threshold = 48;
+        o.time_gran = 1;
+        o.max_pages = (uint16_t)e->max_pages;
+        atomic_store(&e->initialized, true);
+
+        /* older kernels know a shorter reply */
+        size_t len = sizeof(o);
+        if (o.minor < 5)
+                len = 8;
+        else if (o.minor < 23)
+                len = 24;
+        return reply_ok(r, &o, len);
+}
+
+static int do_destroy(req *r, cas_inode *i)
+{
+        atomic_store(&r->e->destroyed, true);
+        return reply_ok(r, NULL, 0);
+}
+
+/* Resolves name in directory p to a node: a root at the top, an entry below. */
+static int find_child(req *r, cas_inode *p, const char *name, size_t len, cas_node **ret_root,
+                      const cas_node **ret_node)
+{
+        cas_engine *e = r->e;
+        int k;
+
+        if (p->ino == CAS_ROOT_INO) {
+                if (len == 0 || len > CAS_NAME_MAX || memchr(name, '/', len))
+                        return -ENOENT;
+                k = cas_metastore_get_root(e->store->meta, name, ret_root);
+                if (k == -EBADMSG)
+                        return -EIO;
+                if (k < 0)
+                        return k == -ENOENT ? -ENOENT : -EIO;
+                *ret_node = *ret_root;
+                return 0;
+        }
+        if (p->type != CAS_NODE_DIRECTORY)
+                return -ENOTDIR;
+        const cas_directory *d;
+        k = cas_inode_directory(e->inodes, p, e->store->meta, &d, NULL);
+        if (k < 0)
+                return k;
+        const cas_node *n = cas_directory_find(d, name, len);
+        if (!n)
+                return -ENOENT;
+        *ret_node = n;
+        return 0;
+}
+
+static int do_lookup(req *r, cas_inode *p)
+{
+        cas_engine *e = r->e;
+        _cleanup_free_ cas_node *root = NULL;
+        const cas_node *n;
+        cas_inode *c;
+        size_t len;
+        int k;
+
+        const char *name = arg_string(r, 0, &len);
+        if (!name)
+                return reply_err(r, EINVAL);
+        k = find_child(r, p, name, len, &root, &n);
+        if (k < 0)
+                return reply_err(r, -k);
+        k = cas_inodes_lookup(e->inodes, n, &c);
+        if (k < 0)
+                return reply_err(r, -k);
+        struct fuse_entry_out o;
+        fill_entry(e, c, &o);
+        if (p->ino == CAS_ROOT_INO)
+                top_remember(e, name, c);
+        cas_inode_unref(e->inodes, c);
+        return reply_ok(r, &o, sizeof(o));
+}
+
+static int do_forget(req *r, cas_inode *unused)
+{
+        if (r->arg_len >= sizeof(struct fuse_forget_in))
+                cas_inodes_forget(r->e->inodes, r->in->nodeid, ARG(struct fuse_forget_in)->nlookup);
+        r->replied = true; /* no reply */
+        return 0;
+}
+
+static int do_batch_forget(req *r, cas_inode *unused)
+{
+        if (need(r, sizeof(struct fuse_batch_forget_in)) == 0) {
+                const struct fuse_batch_forget_in *b = ARG(struct fuse_batch_forget_in);
+                size_t max = (r->arg_len - sizeof(*b)) / sizeof(struct fuse_forget_one);
+                const struct fuse_forget_one *one = (const void *)(b + 1);
+                for (size_t k = 0; k < MIN((size_t)b->count, max); k++)
+                        cas_inodes_forget(r->e->inodes, one[k].nodeid, one[k].nlookup);
+        }
+        r->replied = true;
+        return 0;
+}
+
+static int do_getattr(req *r, cas_inode *i)
+{
+        struct fuse_attr_out o = {.attr_valid = FOREVER};
+        fill_attr(r->e, i, &o.attr);
+        if (i->ino == CAS_ROOT_INO)
+                o.attr_valid = 1; /* the top's entry count may change */
+        return reply_ok(r, &o, sizeof(o));
+}
+
+static int do_readlink(req *r, cas_inode *i)
+{
+        if (i->type != CAS_NODE_SYMLINK)
+                return reply_err(r, EINVAL);
+        return reply_ok(r, i->target, i->size);
+}
+
+static int do_open(req *r, cas_inode *i)
+{
+        /* Opening needs nothing from us: reads name the inode, content is
+         * immutable. Saying ENOSYS once (the kernel then sends no more OPEN,
+         * FLUSH or RELEASE) saves a round trip per open file, and the kernel
+         * keeps the page cache across opens. Writes never get here: EROFS. */
+        if (r->arg_len >= sizeof(struct fuse_open_in)) {
+                uint32_t fl = ARG(struct fuse_open_in)->flags;
+                if ((fl & O_ACCMODE) != O_RDONLY || (fl & O_TRUNC))
+                        return reply_err(r, EROFS);
+        }
+        if (r->in->opcode == FUSE_OPEN && i->type != CAS_NODE_FILE)
+                return reply_err(r, i->type == CAS_NODE_DIRECTORY || i->ino == CAS_ROOT_INO ? EISDIR : ELOOP);
+        if (r->in->opcode == FUSE_OPENDIR && i->ino != CAS_ROOT_INO && i->type != CAS_NODE_DIRECTORY)
+                return reply_err(r, ENOTDIR);
+        if (r->e->no_open)
+                return reply_err(r, ENOSYS);
+        struct fuse_open_out o = {.open_flags = FOPEN_KEEP_CACHE |
+                                                (r->in->opcode == FUSE_OPENDIR ? FOPEN_CACHE_DIR : 0)};
+        return reply_ok(r, &o, sizeof(o));
+}
+
+static int do_release(req *r, cas_inode *i)
+{
+        return reply_ok(r, NULL, 0);
+}
+
+static int do_flush(req *r, cas_inode *i)
+{
+        return reply_err(r, ENOSYS);
+}
+
+/* A blob reader cached per thread: sequential reads of one file by one
+ * thread open its blob once. */
+static _Thread_local struct {
+        cas_engine *e;
+        cas_digest digest;
+        cas_blob_reader *reader;
+} reader_cache;
+
+static int open_blob(cas_engine *e, const cas_inode *i, cas_blob_reader **ret)
+{
+        if (reader_cache.reader && reader_cache.e == e && cas_digest_eq(&reader_cache.digest, &i->digest)) {
+                *ret = reader_cache.reader;
+                return 0;
+        }
+        cas_blob_reader *rd;
+        int k = cas_blobstore_open(e->store->blobs, &i->digest, &rd);
+        if (k < 0)
+                return k;
+        cas_blob_reader_free(reader_cache.reader);
+        reader_cache.e = e;
+        reader_cache.digest = i->digest;
+        reader_cache.reader = rd;
+        *ret = rd;
+        return 0;
+}
+
+static void blob_error(const cas_inode *i, const char *what)
+{
+        char text[CAS_DIGEST_TEXT_MAX];
+        fprintf(stderr, "casfs: blob %s: %s\n", cas_digest_to_text(&i->digest, text), what);
+}
+
+static int do_read(req *r, cas_inode *i)
+{
+        cas_engine *e = r->e;
+        const struct fuse_read_in *in = ARG(struct fuse_read_in);
+        struct fuse_out_header h = {.unique = r->in->unique};
+        cas_blob_reader *rd;
+        int k;
+
+        if (need(r, 24) < 0) /* fh, offset, size: in every version */
+                return reply_err(r, EINVAL);
+        if (i->type != CAS_NODE_FILE)
+                return reply_err(r, i->type == CAS_NODE_DIRECTORY || i->ino == CAS_ROOT_INO ? EISDIR : EINVAL);
+        uint64_t off = in->offset;
+        size_t size = MIN((size_t)in->size, (size_t)e->max_pages * 4096);
+        if (off >= i->size)
+                size = 0;
+        else
+                size = (size_t)MIN((uint64_t)size, i->size - off);
+        size = MIN(size, out_capacity(r) > sizeof(h) ? out_capacity(r) - sizeof(h) : 0);
+
+        if (size > 0) {
+                k = open_blob(e, i, &rd);
+                if (k < 0) {
+                        blob_error(i, k == -ENOENT ? "missing from the store" : strerror(-k));
+                        return reply_err(r, EIO);
+                }
+                if (cas_blob_reader_size(rd) != i->size) {
+                        blob_error(i, "stored with the wrong size");
+                        return reply_err(r, EIO);
+                }
+                /* read straight into the reply buffers (for virtiofs: guest memory) */
+                size_t pos = sizeof(h), left = size;
+                uint64_t at = off;
+                for (int s = 0; s < r->out_cnt && left > 0; s++) {
+                        if (pos >= r->out[s].iov_len) {
+                                pos -= r->out[s].iov_len;
+                                continue;
+                        }
+                        size_t c = MIN(left, r->out[s].iov_len - pos);
+                        ssize_t got = cas_blob_reader_pread(rd, (uint8_t *)r->out[s].iov_base + pos, c, at);
+                        if (got < 0 || (size_t)got != c) {
+                                blob_error(i, "short read");
+                                return reply_err(r, EIO);
+                        }
+                        at += c;
+                        left -= c;
+                        pos = 0;
+                }
+        }
+        h.len = (uint32_t)(sizeof(h) + size);
+        if (!out_put(r->out, r->out_cnt, 0, &h, sizeof(h)))
+                return -ENOBUFS;
+        r->written = h.len;
+        r->replied = true;
+        return 0;
+}
+
+/* Emits directory entries from offset on; plus: READDIRPLUS. */
+static int do_readdir_common(req *r, cas_inode *i, bool plus)
+{
+        cas_engine *e = r->e;
+        const struct fuse_read_in *in = ARG(struct fuse_read_in);
+        size_t cap, pos = sizeof(struct fuse_out_header);
+        int k;
+
+        if (need(r, 24) < 0)
+                return reply_err(r, EINVAL);
+        if (i->ino == CAS_ROOT_INO)
+                return reply_err(r, EPERM); /* listing the top is do_readdir_top, when allowed */
+        if (i->type != CAS_NODE_DIRECTORY)
+                return reply_err(r, ENOTDIR);
+        const cas_directory *d;
+        const uint32_t *order;
+        k = cas_inode_directory(e->inodes, i, e->store->meta, &d, &order);
+        if (k < 0)
+                return reply_err(r, -k);
+
+        cap = MIN((size_t)in->size + pos, out_capacity(r));
+        /* offsets: 0 "." 1 ".." then 2 + k for the k-th entry in name order */
+        for (uint64_t off = in->offset; off < 2 + d->n_nodes; off++) {
+                const char *name;
+                size_t name_len;
+                uint32_t type;
+                cas_inode *c = NULL;
+                struct fuse_entry_out eo = {0};
+
+                if (off < 2) {
+                        name = off == 0 ? "." : "..";
+                        name_len = off + 1;
+                        type = DT_DIR;
+                } else {
+                        const cas_node *n = &d->nodes[order[off - 2]];
+                        name = n->name;
+                        name_len = n->name_len;
+                        type = n->type == CAS_NODE_DIRECTORY ? DT_DIR : n->type == CAS_NODE_FILE ? DT_REG : DT_LNK;
+                }
+                size_t entlen = (plus ? sizeof(struct fuse_entry_out) : 0) + FUSE_NAME_OFFSET + name_len;
+                size_t padded = FUSE_DIRENT_ALIGN(entlen);
+                if (pos + padded > cap)
+                        break;
+                if (off >= 2 && plus) {
+                        k = cas_inodes_lookup(e->inodes, &d->nodes[order[off - 2]], &c);
+                        if (k < 0)
+                                break;
+                        fill_entry(e, c, &eo);
+                }
+                uint8_t buf[sizeof(struct fuse_entry_out) + FUSE_NAME_OFFSET + CAS_NAME_MAX + 8];
+                memset(buf, 0, padded);
+                struct fuse_dirent *de = (void *)(buf + (plus ? sizeof(eo) : 0));
+                if (plus)
+                        memcpy(buf, &eo, sizeof(eo));
+                de->ino = c ? c->ino : (off == 0 ? i->ino : CAS_ROOT_INO);
+                de->off = off + 1;
+                de->namelen = (uint32_t)name_len;
+                de->type = type;
+                memcpy(de->name, name, name_len);
+                if (c)
+                        cas_inode_unref(e->inodes, c);
+                if (!out_put(r->out, r->out_cnt, pos, buf, padded))
+                        break;
+                pos += padded;
+        }
+        struct fuse_out_header h = {.len = (uint32_t)pos, .unique = r->in->unique};
+        out_put(r->out, r->out_cnt, 0, &h, sizeof(h));
+        r->written = pos;
+        r->replied = true;
+        return 0;
+}
+
+/* Listing the top (only with list_root): the roots, in name order. */
+typedef struct top_list {
+        req *r;
+        bool plus;
+        uint64_t index, from;
+        size_t pos, cap;
+        bool full;
+} top_list;
+
+static int top_list_cb(const cas_node *n, void *userdata)
+{
+        top_list *t = userdata;
+        req *r = t->r;
+        cas_engine *e = r->e;
+        cas_inode *c = NULL;
+        struct fuse_entry_out eo = {0};
+        uint64_t off = 2 + t->index++;
+
+        if (off < t->from)
+                return 0;
+        size_t entlen = (t->plus ? sizeof(eo) : 0) + FUSE_NAME_OFFSET + n->name_len;
+        size_t padded = FUSE_DIRENT_ALIGN(entlen);
+        if (t->pos + padded > t->cap) {
+                t->full = true;
+                return 1;
+        }
+        if (t->plus) {
+                if (cas_inodes_lookup(e->inodes, n, &c) < 0)
+                        return 1;
+                fill_entry(e, c, &eo);
+                top_remember(e, n->name, c);
+        }
+        uint8_t buf[sizeof(struct fuse_entry_out) + FUSE_NAME_OFFSET + CAS_NAME_MAX + 8];
+        memset(buf, 0, padded);
+        struct fuse_dirent *de = (void *)(buf + (t->plus ? sizeof(eo) : 0));
+        if (t->plus)
+                memcpy(buf, &eo, sizeof(eo));
+        de->ino = c ? c->ino : 0xffffffffull;
+        de->off = off + 1;
+        de->namelen = n->name_len;
+        de->type = n->type == CAS_NODE_DIRECTORY ? DT_DIR : n->type == CAS_NODE_FILE ? DT_REG : DT_LNK;
+        memcpy(de->name, n->name, n->name_len);
+        if (c)
+                cas_inode_unref(e->inodes, c);
+        out_put(r->out, r->out_cnt, t->pos, buf, padded);
+        t->pos += padded;
+        return 0;
+}
+
+static int do_readdir_top(req *r, bool plus)
+{
+        const struct fuse_read_in *in = ARG(struct fuse_read_in);
+        top_list t = {.r = r, .plus = plus, .from = in->offset, .pos = sizeof(struct fuse_out_header)};
+
+        t.cap = MIN((size_t)in->size + t.pos, out_capacity(r));
+        for (uint64_t off = in->offset; off < 2; off++) {
+                uint8_t buf[sizeof(struct fuse_entry_out) + FUSE_NAME_OFFSET + 8] = {0};
+                size_t entlen = (plus ? sizeof(struct fuse_entry_out) : 0) + FUSE_NAME_OFFSET + off + 1;
+                size_t padded = FUSE_DIRENT_ALIGN(entlen);
+                if (t.pos + padded > t.cap)
+                        break;
+                struct fuse_dirent *de = (void *)(buf + (plus ? sizeof(struct fuse_entry_out) : 0));
+                de->ino = CAS_ROOT_INO;
+                de->off = off + 1;
+                de->namelen = (uint32_t)off + 1;
+                de->type = DT_DIR;
+                memcpy(de->name, "..", off + 1);
+                out_put(r->out, r->out_cnt, t.pos, buf, padded);
+                t.pos += padded;
+        }
+        int k = cas_metastore_foreach_root(r->e->store->meta, top_list_cb, &t);
+        if (k < 0)
+                return reply_err(r, EIO);
+        struct fuse_out_header h = {.len = (uint32_t)t.pos, .unique = r->in->unique};
+        out_put(r->out, r->out_cnt, 0, &h, sizeof(h));
+        r->written = t.pos;
+        r->replied = true;
+        return 0;
+}
+
+static int do_readdir(req *r, cas_inode *i)
+{
+        if (i->ino == CAS_ROOT_INO && r->e->opts.list_root && need(r, 24) == 0)
+                return do_readdir_top(r, false);
+        return do_readdir_common(r, i, false);
+}
+
+static int do_readdirplus(req *r, cas_inode *i)
+{
+        if (i->ino == CAS_ROOT_INO && r->e->opts.list_root && need(r, 24) == 0)
+                return do_readdir_top(r, true);
+        return do_readdir_common(r, i, true);
+}
+
+static int do_statfs(req *r, cas_inode *i)
+{
+        struct fuse_statfs_out o = {0};
+        struct statvfs sv;
+
+        if (r->e->store->dir_fd >= 0 && fstatvfs(r->e->store->dir_fd, &sv) == 0) {
+                o.st.blocks = sv.f_blocks * sv.f_frsize / 4096;
+                o.st.bfree = 0; /* nothing can be written here */
+                o.st.bavail = 0;
+                o.st.files = sv.f_files - sv.f_ffree;
+        }
+        o.st.ffree = 0;
+        o.st.bsize = 4096;
+        o.st.frsize = 4096;
+        o.st.namelen = CAS_NAME_MAX;
+        return reply_ok(r, &o, sizeof(o));
+}
+
+/* The one attribute an inode has: its digest, when xattrs are on. */
+static const char *xattr_name(cas_engine *e, const cas_inode *i)
+{
+        if (!e->opts.xattr)
+                return NULL;
+        if (i->type == CAS_NODE_DIRECTORY)
+                return XATTR_DIR;
+        if (i->type == CAS_NODE_FILE)
+                return XATTR_BLOB;
+        return NULL;
+}
+
+static int do_getxattr(req *r, cas_inode *i)
+{
+        size_t len;
+        char text[CAS_DIGEST_TEXT_MAX];
+
+        if (need(r, sizeof(struct fuse_getxattr_in)) < 0)
+                return reply_err(r, EINVAL);
+        uint32_t size = ARG(struct fuse_getxattr_in)->size;
+        const char *name = arg_string(r, sizeof(struct fuse_getxattr_in), &len);
+        const char *mine = xattr_name(r->e, i);
+        if (!name)
+                return reply_err(r, EINVAL);
+        if (!mine || strcmp(name, mine) != 0)
+                return reply_err(r, ENODATA);
+        cas_digest_to_text(&i->digest, text);
+        len = strlen(text);
+        if (size == 0) {
+                struct fuse_getxattr_out o = {.size = (uint32_t)len};
+                return reply_ok(r, &o, sizeof(o));
+        }
+        if (size < len)
+                return reply_err(r, ERANGE);
+        return reply_ok(r, text, len);
+}
+
+static int do_listxattr(req *r, cas_inode *i)
+{
+        if (need(r, sizeof(struct fuse_getxattr_in)) < 0)
+                return reply_err(r, EINVAL);
+        uint32_t size = ARG(struct fuse_getxattr_in)->size;
+        const char *mine = xattr_name(r->e, i);
+        size_t len = mine ? strlen(mine) + 1 : 0;
+        if (size == 0) {
+                struct fuse_getxattr_out o = {.size = (uint32_t)len};
+                return reply_ok(r, &o, sizeof(o));
+        }
+        if (size < len)
+                return reply_err(r, ERANGE);
+        return reply_ok(r, mine, len);
+}
+
+static int do_access(req *r, cas_inode *i)
+{
+        if (need(r, sizeof(struct fuse_access_in)) < 0)
+                return reply_err(r, EINVAL);
+        if (ARG(struct fuse_access_in)->mask & W_OK)
+                return reply_err(r, EROFS);
+        return reply_ok(r, NULL, 0);
+}
+
+static int do_lseek(req *r, cas_inode *i)
+{
+        if (need(r, sizeof(struct fuse_lseek_in)) < 0)
+                return reply_err(r, EINVAL);
+        const struct fuse_lseek_in *in = ARG(struct fuse_lseek_in);
+        struct fuse_lseek_out o;
+        if (i->type != CAS_NODE_FILE)
+                return reply_err(r, EINVAL);
+        if (in->whence == SEEK_DATA || in->whence == SEEK_HOLE) {
+                /* blobs have no holes */
+                if (in->offset >= i->size)
+                        return reply_err(r, ENXIO);
+                o.offset = in->whence == SEEK_DATA ? in->offset : i->size;
+                return reply_ok(r, &o, sizeof(o));
+        }
+        return reply_err(r, EINVAL);
+}
+
+static int do_interrupt(req *r, cas_inode *i)
+{
+        /* requests finish quickly and are never waited on: nothing to interrupt */
+        r->replied = true;
+        return 0;
+}
+
+static int do_erofs(req *r, cas_inode *i)
+{
+        return reply_err(r, EROFS);
+}
+
+static int do_setattr(req *r, cas_inode *i)
+{
+        return reply_err(r, EROFS);
+}
+
+typedef struct op {
+        handler fn;
+        const char *name;
+        bool no_inode; /* does not need a valid nodeid */
+} op;
+
+static const op ops[] = {
+        [FUSE_INIT] = {do_init, "INIT", true},
+        [FUSE_DESTROY] = {do_destroy, "DESTROY", true},
+        [FUSE_LOOKUP] = {do_lookup, "LOOKUP"},
+        [FUSE_FORGET] = {do_forget, "FORGET", true},
+        [FUSE_BATCH_FORGET] = {do_batch_forget, "BATCH_FORGET", true},
+        [FUSE_GETATTR] = {do_getattr, "GETATTR"},
+        [FUSE_READLINK] = {do_readlink, "READLINK"},
+        [FUSE_OPEN] = {do_open, "OPEN"},
+        [FUSE_READ] = {do_read, "READ"},
+        [FUSE_RELEASE] = {do_release, "RELEASE", true},
+        [FUSE_OPENDIR] = {do_open, "OPENDIR"},
+        [FUSE_READDIR] = {do_readdir, "READDIR"},
+        [FUSE_READDIRPLUS] = {do_readdirplus, "READDIRPLUS"},
+        [FUSE_RELEASEDIR] = {do_release, "RELEASEDIR", true},
+        [FUSE_STATFS] = {do_statfs, "STATFS"},
+        [FUSE_GETXATTR] = {do_getxattr, "GETXATTR"},
+        [FUSE_LISTXATTR] = {do_listxattr, "LISTXATTR"},
+        [FUSE_ACCESS] = {do_access, "ACCESS"},
+        [FUSE_FLUSH] = {do_flush, "FLUSH", true},
+        [FUSE_LSEEK] = {do_lseek, "LSEEK"},
+        [FUSE_INTERRUPT] = {do_interrupt, "INTERRUPT", true},
+        [FUSE_SETATTR] = {do_setattr, "SETATTR", true},
+        [FUSE_SYMLINK] = {do_erofs, "SYMLINK", true},
+        [FUSE_MKNOD] = {do_erofs, "MKNOD", true},
+        [FUSE_MKDIR] = {do_erofs, "MKDIR", true},
+        [FUSE_UNLINK] = {do_erofs, "UNLINK", true},
+        [FUSE_RMDIR] = {do_erofs, "RMDIR", true},
+        [FUSE_RENAME] = {do_erofs, "RENAME", true},
+        [FUSE_RENAME2] = {do_erofs, "RENAME2", true},
+        [FUSE_LINK] = {do_erofs, "LINK", true},
+        [FUSE_WRITE] = {do_erofs, "WRITE", true},
+        [FUSE_FSYNC] = {do_erofs, "FSYNC", true},
+        [FUSE_FSYNCDIR] = {do_erofs, "FSYNCDIR", true},
+        [FUSE_SETXATTR] = {do_erofs, "SETXATTR", true},
+        [FUSE_REMOVEXATTR] = {do_erofs, "REMOVEXATTR", true},
+        [FUSE_CREATE] = {do_erofs, "CREATE", true},
+        [FUSE_FALLOCATE] = {do_erofs, "FALLOCATE", true},
+        [FUSE_COPY_FILE_RANGE] = {do_erofs, "COPY_FILE_RANGE", true},
+};
+
+ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt, const struct iovec *out,
+                          int out_cnt)
+{
+        req *r;
+        size_t total = 0;
+        int k;
+
+        for (int s = 0; s < in_cnt; s++)
+                total += in[s].iov_len;
+        if (total < sizeof(struct fuse_in_header))
+                return -EINVAL;
+
+        /* the request struct is large (it can hold a scattered request): one per thread */
+        static _Thread_local req tls_req;
+        r = &tls_req;
+        r->e = e;
+        r->out = out;
+        r->out_cnt = out_cnt;
+        r->written = 0;
+        r->replied = false;
+        if (in_cnt == 1 || in[0].iov_len >= total) {
+                r->in = in[0].iov_base;
+        } else {
+                size_t n = 0;
+                /* scattered: gather what fits (writes, the only large requests, are refused anyway) */
+                for (int s = 0; s < in_cnt && n < IN_MAX; s++) {
+                        size_t c = MIN(in[s].iov_len, IN_MAX - n);
+                        memcpy(r->copy + n, in[s].iov_base, c);
+                        n += c;
+                }
+                total = n;
+                r->in = (const void *)r->copy;
+        }
+        /* the header's length is the peer's word; trust the bytes we have */
+        size_t len = MIN(total, (size_t)r->in->len);
+        if (len < sizeof(struct fuse_in_header))
+                len = sizeof(struct fuse_in_header);
+        r->arg = (const uint8_t *)r->in + sizeof(struct fuse_in_header);
+        r->arg_len = len - sizeof(struct fuse_in_header);
+
+        uint32_t opcode = r->in->opcode;
+        const op *o = opcode < ELEMENTSOF(ops) && ops[opcode].fn ? &ops[opcode] : NULL;
+        if (!o)
+                k = reply_err(r, ENOSYS);
+        else if (!atomic_load(&e->initialized) && opcode != FUSE_INIT)
+                k = reply_err(r, EIO);
+        else if (o->no_inode)
+                k = o->fn(r, NULL);
+        else {
+                cas_inode *i = cas_inodes_get(e->inodes, r->in->nodeid);
+                if (!i)
+                        k = reply_err(r, ESTALE);
+                else {
+                        if (r->in->nodeid == CAS_ROOT_INO && (opcode == FUSE_LOOKUP || opcode == FUSE_READDIRPLUS ||
+                                                              opcode == FUSE_READDIR))
+                                (void)cas_engine_refresh_roots(e);
+                        k = o->fn(r, i);
+                        cas_inode_unref(e->inodes, i);
+                }
+        }
+        if (k < 0)
+                return k;
+        return (ssize_t)r->written;
+}
+
+bool cas_engine_destroyed(cas_engine *e)
+{
+        return atomic_load(&e->destroyed);
+}
+
+int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_engine_transport *transport,
+                   cas_engine **ret)
+{
+        cas_engine *e = calloc(1, sizeof(*e));
+        int k;
+
+        if (!e)
+                return -ENOMEM;
+        e->store = store;
+        e->opts = *opts;
+        if (transport)
+                e->transport = *transport;
+        e->max_pages = opts->max_pages ? opts->max_pages : DEFAULT_MAX_PAGES;
+        pthread_mutex_init(&e->top_lock, NULL);
+        k = cas_inodes_new(&e->inodes);
+        if (k < 0) {
+                free(e);
+                return k;
+        }
+        (void)cas_metastore_roots_generation(store->meta, &e->roots_generation);
+        *ret = e;
+        return 0;
+}
+
+cas_engine *cas_engine_free(cas_engine *e)
+{
+        if (!e)
+                return NULL;
+        for (size_t k = 0; k < e->n_top; k++)
+                free(e->top_names[k].name);
+        free(e->top_names);
+        cas_inodes_free(e->inodes);
+        pthread_mutex_destroy(&e->top_lock);
+        free(e);
+        return NULL;
+}
+
+/* Frees the calling thread's cached blob reader (transports call it as a
+ * worker thread ends). */
+void cas_engine_thread_done(void)
+{
+        reader_cache.reader = cas_blob_reader_free(reader_cache.reader);
+        reader_cache.e = NULL;
+}

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "fuse-dev.h"
+#include "macro.h"
+
+struct cas_fuse {
+        cas_engine *engine;
+        struct fuse_session *se;
+        int fd;
+        char *mountpoint;
+        unsigned n_threads;
+        pthread_t threads[64];
+        unsigned started;
+        _Atomic unsigned running;
+        _Atomic bool stopping;
+        bool unmounted;
+        size_t bufsize;
+};
+
+static int notify_cb(void *userdata, const struct iovec *iov, int iovcnt)
+{
+        cas_fuse *f = userdata;
+        ssize_t n = writev(f->fd, iov, iovcnt);
+        return n < 0 ? -errno : 0;
+}
+
+static void *worker(void *userdata)
+{
+        cas_fuse *f = userdata;
+        _cleanup_free_ uint8_t *in = malloc(f->bufsize), *out = malloc(f->bufsize);
+
+        while (in && out && !atomic_load(&f->stopping)) {
+                ssize_t n = read(f->fd, in, f->bufsize);
+                if (n < 0) {
+                        /* ENOENT: a request interrupted before we got it */
+                        if (errno == EINTR || errno == EAGAIN || errno == ENOENT)
+                                continue;
+                        break; /* ENODEV: unmounted */
+                }
+                struct iovec iv = {in, (size_t)n}, ov = {out, f->bufsize};
+                ssize_t w = cas_engine_handle(f->engine, &iv, 1, &ov, 1);
+                if (w > 0 && write(f->fd, out, (size_t)w) < 0 && errno != ENOENT) {
+                        if (errno == ENODEV)
+                                break;
+                }
+                if (cas_engine_destroyed(f->engine))
+                        break;
+        }
+        cas_engine_thread_done();
+        atomic_fetch_sub(&f->running, 1);
+        return NULL;
+}
+
+_printf_(2, 3) static void set_error(char **ret_error, const char *fmt, ...)
+{
+        va_list ap;
+        if (!ret_error)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(ret_error, fmt, ap) < 0)
+                *ret_error = NULL;
+        va_end(ap);
+}
+
+int cas_fuse_mount(cas_store *store, const cas_engine_options *eo, const cas_fuse_options *fo,
+                   const char *mountpoint, cas_fuse **ret, char **ret_error)
+{
+        static const struct fuse_lowlevel_ops no_ops = {0};
+        cas_fuse *f;
+        int r;
+
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        f->fd = -1;
+        f->mountpoint = strdup(mountpoint);
+        cas_engine_options o = *eo;
+        if (!o.max_pages)
+                o.max_pages = 256;
+        /* a request: header plus the largest write the kernel may send; a reply: header plus a read */
+        f->bufsize = (size_t)o.max_pages * 4096 + 4096;
+        cas_engine_transport t = {.notify = notify_cb, .userdata = f};
+        r = cas_engine_new(store, &o, &t, &f->engine);
+        if (r < 0 || !f->mountpoint) {
+                cas_fuse_free(f);
+                return r < 0 ? r : -ENOMEM;
+        }
+
+        /* libfuse mounts (directly as root, else through fusermount3); the
+         * engine, not libfuse's loop, answers the requests */
+        char opts[256];
+        snprintf(opts, sizeof(opts), "ro,default_permissions,fsname=casfs,subtype=casfs%s",
+                 fo->allow_other ? ",allow_other" : "");
+        char *argv[] = {"casfs", "-o", opts, NULL};
+        struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+        f->se = fuse_session_new(&args, &no_ops, sizeof(no_ops), NULL);
+        if (!f->se) {
+                set_error(ret_error, "cannot set up a FUSE session");
+                cas_fuse_free(f);
+                return -EIO;
+        }
+        if (fuse_session_mount(f->se, mountpoint) != 0) {
+                set_error(ret_error, "%s: mount failed (see the message above)", mountpoint);
+                fuse_session_destroy(f->se);
+                f->se = NULL;
+                f->unmounted = true;
+                cas_fuse_free(f);
+                return -EIO;
+        }
+        f->fd = fuse_session_fd(f->se);
+        f->n_threads = fo->threads ? fo->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+        f->n_threads = MAX(1u, MIN(f->n_threads, (unsigned)ELEMENTSOF(f->threads)));
+        *ret = f;
+        return 0;
+}
+
+int cas_fuse_start(cas_fuse *f)
+{
+        for (; f->started < f->n_threads; f->started++) {
+                atomic_fetch_add(&f->running, 1);
+                int r = pthread_create(&f->threads[f->started], NULL, worker, f);
+                if (r != 0) {
+                        atomic_fetch_sub(&f->running, 1);
+                        if (f->started == 0)
+                                return -r;
+                        break;
+                }
+        }
+        return 0;
+}
+
+static void do_unmount(cas_fuse *f)
+{
+        if (f->unmounted || !f->se)
+                return;
+        f->unmounted = true;
+        atomic_store(&f->stopping, true);
+        fuse_session_unmount(f->se);
+}
+
+int cas_fuse_wait(cas_fuse *f, const sigset_t *signals)
+{
+        struct timespec second = {.tv_sec = 1};
+
+        pthread_sigmask(SIG_BLOCK, signals, NULL);
+        while (atomic_load(&f->running) > 0) {
+                int sig = sigtimedwait(signals, NULL, &second);
+                if (sig > 0) {
+                        do_unmount(f);
+                        break;
+                }
+                (void)cas_engine_refresh_roots(f->engine);
+        }
+        if (atomic_load(&f->running) == 0)
+                f->unmounted = true; /* the kernel closed the connection: unmounted from outside */
+        return 0;
+}
+
+cas_fuse *cas_fuse_free(cas_fuse *f)
+{
+        if (!f)
+                return NULL;
+        do_unmount(f);
+        /* A lazy unmount of a busy mount keeps the connection until its last
+         * user leaves, and workers stay in read() until then. Wait a little,
+         * then leave them to the process's exit, which closes /dev/fuse and
+         * so ends the connection (and frees nothing they might still use). */
+        for (int k = 0; k < 200 && atomic_load(&f->running) > 0; k++)
+                usleep(10 * 1000);
+        if (atomic_load(&f->running) > 0)
+                return NULL;
+        for (unsigned k = 0; k < f->started; k++)
+                pthread_join(f->threads[k], NULL);
+        if (f->se)
+                fuse_session_destroy(f->se);
+        cas_engine_free(f->engine);
+        free(f->mountpoint);
+        free(f);
+        return NULL;
+}

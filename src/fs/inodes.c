@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "inodes.h"
+#include "macro.h"
+
+/* Both maps are split into shards, each with its own lock, so that lookups
+ * on different inodes do not serialize on one lock. */
+#define SHARDS 64
+
+typedef struct shard {
+        pthread_mutex_t lock; /* protects buckets, n_buckets, n and the chains */
+        cas_inode **buckets;
+        size_t n_buckets; /* a power of two */
+        size_t n;
+} shard;
+
+struct cas_inodes {
+        shard by_key[SHARDS]; /* chains through next_by_key */
+        shard by_ino[SHARDS]; /* chains through next_by_ino */
+        _Atomic uint64_t next_ino;
+        _Atomic uint64_t count;
+        cas_inode root;
+};
+
+static uint64_t key_hash(uint8_t type, bool executable, const cas_digest *d)
+{
+        uint64_t h;
+        memcpy(&h, d->bytes + 8, sizeof(h));
+        return h ^ ((uint64_t)type << 1) ^ (uint64_t)executable;
+}
+
+static uint64_t ino_hash(uint64_t ino)
+{
+        ino *= 0x9e3779b97f4a7c15ull;
+        return ino ^ (ino >> 29);
+}
+
+static bool same_key(const cas_inode *i, uint8_t type, bool executable, const cas_digest *d)
+{
+        return i->type == type && i->executable == executable && cas_digest_eq(&i->digest, d);
+}
+
+static int shard_grow(shard *s, bool by_key)
+{
+        size_t n = s->n_buckets ? s->n_buckets * 2 : 16;
+        cas_inode **b = calloc(n, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        for (size_t k = 0; k < s->n_buckets; k++) {
+                cas_inode *i = s->buckets[k], *next;
+                for (; i; i = next) {
+                        uint64_t h;
+                        if (by_key) {
+                                next = i->next_by_key;
+                                h = key_hash(i->type, i->executable, &i->digest) / SHARDS;
+                                i->next_by_key = b[h & (n - 1)];
+                        } else {
+                                next = i->next_by_ino;
+                                h = ino_hash(i->ino) / SHARDS;
+                                i->next_by_ino = b[h & (n - 1)];
+                        }
+                        b[h & (n - 1)] = i;
+                }
+        }
+        free(s->buckets);
+        s->buckets = b;
+        s->n_buckets = n;
+        return 0;
+}
+
+int cas_inodes_new(cas_inodes **ret)
+{
+        cas_inodes *t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        for (int k = 0; k < SHARDS; k++) {
+                pthread_mutex_init(&t->by_key[k].lock, NULL);
+                pthread_mutex_init(&t->by_ino[k].lock, NULL);
+        }
+        t->next_ino = CAS_ROOT_INO + 1;
+        t->root.ino = CAS_ROOT_INO;
+        t->root.type = 0;
+        t->root.refs = 1;
+        t->root.nlookup = 1;
+        *ret = t;
+        return 0;
+}
+
+static void inode_free(cas_inode *i)
+{
+        free(i->target);
+        free(atomic_load(&i->dir));
+        free(atomic_load(&i->order));
+        free(i);
+}
+
+cas_inodes *cas_inodes_free(cas_inodes *t)
+{
+        if (!t)
+                return NULL;
+        for (int k = 0; k < SHARDS; k++) {
+                shard *s = &t->by_ino[k];
+                for (size_t b = 0; b < s->n_buckets; b++) {
+                        cas_inode *i = s->buckets[b], *next;
+                        for (; i; i = next) {
+                                next = i->next_by_ino;
+                                inode_free(i);
+                        }
+                }
+                free(s->buckets);
+                free(t->by_key[k].buckets);
+                pthread_mutex_destroy(&t->by_key[k].lock);
+                pthread_mutex_destroy(&s->lock);
+        }
+        free(t);
+        return NULL;
+}
+
+cas_inode *cas_inodes_root(cas_inodes *t)
+{
+        return &t->root;
+}
+
+uint64_t cas_inodes_count(cas_inodes *t)
+{
+        return atomic_load(&t->count);
+}
+
+int cas_inodes_lookup(cas_inodes *t, const cas_node *node, cas_inode **ret)
+{
+        cas_digest key = node->digest;
+        bool executable = node->type == CAS_NODE_FILE && node->executable;
+        uint8_t type = (uint8_t)node->type;
+        uint64_t h;
+        shard *ks;
+        cas_inode *i;
+
+        if (node->type == CAS_NODE_SYMLINK) {
+                /* symlinks are keyed by their target */
+                cas_digest_of(node->target, node->target_len, &key);
+        }
+        h = key_hash(type, executable, &key);
+        ks = &t->by_key[h % SHARDS];
+
+        pthread_mutex_lock(&ks->lock);
+        if (ks->n_buckets)
+                for (i = ks->buckets[(h / SHARDS) & (ks->n_buckets - 1)]; i; i = i->next_by_key)
+                        if (same_key(i, type, executable, &key)) {
+                                /* a kernel holding it already (nlookup > 0) owns one ref;
+                                 * found at 0 it is between FORGET and removal, and the
+                                 * FORGET will see the count back above 0 and keep it */
+                                atomic_fetch_add(&i->nlookup, 1);
+                                atomic_fetch_add(&i->refs, 1);
+                                pthread_mutex_unlock(&ks->lock);
+                                *ret = i;
+                                return 0;
+                        }
+
+        i = calloc(1, sizeof(*i));
+        if (!i)
+                goto nomem;
+        i->type = type;
+        i->executable = executable;
+        i->digest = key;
+        i->size = node->type == CAS_NODE_SYMLINK ? node->target_len : node->size;
+        if (node->type == CAS_NODE_SYMLINK) {
+                i->target = strndup(node->target, node->target_len);
+                if (!i->target)
+                        goto nomem;
+        }
+        i->nlookup = 1;
+        i->refs = 2; /* the kernel's and the caller's */
+        i->ino = atomic_fetch_add(&t->next_ino, 1);
+
+        if (ks->n * 2 >= ks->n_buckets && shard_grow(ks, true) < 0)
+                goto nomem;
+        shard *is = &t->by_ino[ino_hash(i->ino) % SHARDS];
+        pthread_mutex_lock(&is->lock);
+        if (is->n * 2 >= is->n_buckets && shard_grow(is, false) < 0) {
+                pthread_mutex_unlock(&is->lock);
+                goto nomem;
+        }
+        size_t b = (ino_hash(i->ino) / SHARDS) & (is->n_buckets - 1);
+        i->next_by_ino = is->buckets[b];
+        is->buckets[b] = i;
+        is->n++;
+        pthread_mutex_unlock(&is->lock);
+
+        b = (h / SHARDS) & (ks->n_buckets - 1);
+        i->next_by_key = ks->buckets[b];
+        ks->buckets[b] = i;
+        ks->n++;
+        pthread_mutex_unlock(&ks->lock);
+        atomic_fetch_add(&t->count, 1);
+        *ret = i;
+        return 0;
+nomem:
+        pthread_mutex_unlock(&ks->lock);
+        if (i) {
+                free(i->target);
+                free(i);
+        }
+        return -ENOMEM;
+}
+
+cas_inode *cas_inodes_get(cas_inodes *t, uint64_t ino)
+{
+        shard *s;
+        cas_inode *i = NULL;
+
+        if (ino == CAS_ROOT_INO)
+                return &t->root;
+        s = &t->by_ino[ino_hash(ino) % SHARDS];
+        pthread_mutex_lock(&s->lock);
+        if (s->n_buckets)
+                for (i = s->buckets[(ino_hash(ino) / SHARDS) & (s->n_buckets - 1)]; i; i = i->next_by_ino)
+                        if (i->ino == ino) {
+                                atomic_fetch_add(&i->refs, 1);
+                                break;
+                        }
+        pthread_mutex_unlock(&s->lock);
+        return i;
+}
+
+void cas_inode_unref(cas_inodes *t, cas_inode *i)
+{
+        if (!i || i == &t->root)
+                return;
+        if (atomic_fetch_sub(&i->refs, 1) == 1) {
+                inode_free(i);
+                atomic_fetch_sub(&t->count, 1);
+        }
+}
+
+static void unlink_chain(cas_inode **head, cas_inode *i, bool by_key)
+{
+        for (cas_inode **p = head; *p; p = by_key ? &(*p)->next_by_key : &(*p)->next_by_ino)
+                if (*p == i) {
+                        *p = by_key ? i->next_by_key : i->next_by_ino;
+                        return;
+                }
+}
+
+void cas_inodes_forget(cas_inodes *t, uint64_t ino, uint64_t n)
+{
+        cas_inode *i = cas_inodes_get(t, ino);
+        bool removed = false;
+
+        if (!i || i == &t->root)
+                return;
+        uint64_t old = atomic_load(&i->nlookup);
+        /* never below zero, whatever a confused peer sends */
+        do {
+                if (old == 0)
+                        break;
+        } while (!atomic_compare_exchange_weak(&i->nlookup, &old, old > n ? old - n : 0));
+
+        if (old != 0 && old <= n) {
+                uint64_t h = key_hash(i->type, i->executable, &i->digest);
+                shard *ks = &t->by_key[h % SHARDS];
+                pthread_mutex_lock(&ks->lock);
+                if (atomic_load(&i->nlookup) == 0) {
+                        shard *is = &t->by_ino[ino_hash(i->ino) % SHARDS];
+                        unlink_chain(&ks->buckets[(h / SHARDS) & (ks->n_buckets - 1)], i, true);
+                        ks->n--;
+                        pthread_mutex_lock(&is->lock);
+                        unlink_chain(&is->buckets[(ino_hash(i->ino) / SHARDS) & (is->n_buckets - 1)], i,
+                                     false);
+                        is->n--;
+                        pthread_mutex_unlock(&is->lock);
+                        removed = true;
+                }
+                pthread_mutex_unlock(&ks->lock);
+        }
+        if (removed)
+                cas_inode_unref(t, i); /* the kernel's reference */
+        cas_inode_unref(t, i);         /* ours */
+}
+
+int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, const cas_directory **ret_dir,
+                        const uint32_t **ret_order)
+{
+        cas_directory *d = atomic_load(&i->dir);
+        uint32_t *order;
+        int r;
+
+        if (i->type != CAS_NODE_DIRECTORY)
+                return -ENOTDIR;
+        if (!d) {
+                r = cas_metastore_get_directory(ms, &i->digest, &d);
+                if (r == -ENOENT || r == -EBADMSG) {
+                        char text[CAS_DIGEST_TEXT_MAX];
+                        fprintf(stderr, "casfs: directory %s is %s\n", cas_digest_to_text(&i->digest, text),
+                                r == -ENOENT ? "missing from the store" : "corrupt in the store");
+                        return -EIO;
+                }
+                if (r < 0)
+                        return r;
+                order = malloc((d->n_nodes ?: 1) * sizeof(uint32_t));
+                if (!order) {
+                        free(d);
+                        return -ENOMEM;
+                }
+                cas_directory_name_order(d, order);
+                /* order first: whoever sees dir set also sees order */
+                uint32_t *no = NULL;
+                if (!atomic_compare_exchange_strong(&i->order, &no, order))
+                        free(order);
+                cas_directory *nd = NULL;
+                if (!atomic_compare_exchange_strong(&i->dir, &nd, d)) {
+                        free(d);
+                        d = nd;
+                }
+        }
+        *ret_dir = d;
+        if (ret_order)
+                *ret_order = atomic_load(&i->order);
+        return 0;
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The inode table of the mounted filesystem (SPEC.md §5): identical content
+ * shares one inode (files by blob digest and executable bit, directories by
+ * digest, symlinks by target), directories are loaded on first use, and the
+ * kernel's lookup counts decide when an inode goes: FORGET frees what the
+ * kernel no longer holds, so memory follows the kernel's caches.
+ *
+ * Lifetime: an inode carries a reference count. The kernel's holding (its
+ * lookup count above zero) is one reference; each request working on the
+ * inode holds another (cas_inodes_get / cas_inode_unref). An inode leaves the
+ * tables when its lookup count reaches zero and is freed with its last
+ * reference, so a request racing a FORGET (or a guest naming a forgotten
+ * inode) never touches freed memory. */
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "castore.h"
+#include "metastore.h"
+
+#define CAS_ROOT_INO 1
+
+typedef struct cas_inode {
+        uint64_t ino;
+        _Atomic uint64_t nlookup; /* the kernel's count; protected for 0 <-> 1 by the key shard lock */
+        _Atomic uint32_t refs;
+        uint8_t type;             /* cas_node_type; 0 for the mount top */
+        bool executable;
+        uint64_t size;            /* bytes of a file, entries of a directory, length of a target */
+        cas_digest digest;        /* blob or directory digest; for a symlink the hash of its target */
+        char *target;             /* symlink, NUL-terminated */
+        /* directories: loaded on first use, then immutable until the inode is freed */
+        _Atomic(cas_directory *) dir;
+        _Atomic(uint32_t *) order; /* nodes of dir in name order */
+        struct cas_inode *next_by_key, *next_by_ino; /* hash chains, under the shard locks */
+} cas_inode;
+
+typedef struct cas_inodes cas_inodes;
+
+int cas_inodes_new(cas_inodes **ret);
+cas_inodes *cas_inodes_free(cas_inodes *t);
+
+/* The mount top (never freed). */
+cas_inode *cas_inodes_root(cas_inodes *t);
+
+/* The inode for node, created when new; its lookup count and reference count
+ * each grow by one (the caller answers a LOOKUP with it and then unrefs). */
+int cas_inodes_lookup(cas_inodes *t, const cas_node *node, cas_inode **ret);
+
+/* The inode with this number, with a reference, or NULL (never issued, or gone). */
+cas_inode *cas_inodes_get(cas_inodes *t, uint64_t ino);
+void cas_inode_unref(cas_inodes *t, cas_inode *i);
+
+/* FORGET: drops n of the kernel's lookups. */
+void cas_inodes_forget(cas_inodes *t, uint64_t ino, uint64_t n);
+
+/* The directory of inode i, loading it on first use; -EIO when it is missing
+ * or corrupt in the store. Valid while the caller holds a reference. */
+int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, const cas_directory **ret_dir,
+                        const uint32_t **ret_order);
+
+/* How many inodes are live (for tests and statistics). */
+uint64_t cas_inodes_count(cas_inodes *t);
