@@ -1,0 +1,323 @@
+#!/usr/bin/env bash
+# casfs mount against a real mount: test-mount.sh CASE (see meson.build).
+. "$(dirname "$0")/lib-mount.sh"
+export CASFS_STORE=$TMP/store
+export LC_ALL=C
+case_name=${1:?which case}
+
+tree() {
+        "$SOURCE_ROOT/tests/lib/gen-tree.sh" "$TMP/tree"
+        "$CASFS" import --name tree "$TMP/tree" >/dev/null || fail "import"
+}
+
+case $case_name in
+top-listing)
+        tree
+        "$CASFS" import --name abc "$TMP/tree/hello.txt" >/dev/null
+        start_mount
+        check_eq "listing the top is EPERM" "$(errno_of listdir "$MNT")" EPERM
+        check_eq "looking a root up works" "$(errno_of stat "$MNT/tree")" OK
+        check_eq "a name that is no root" "$(errno_of stat "$MNT/nope")" ENOENT
+        check_eq "a prefix of a root's name" "$(errno_of stat "$MNT/ab")" ENOENT
+        check_eq "a longer name than a root's" "$(errno_of stat "$MNT/abcd")" ENOENT
+        stop_mount
+        start_mount --list-root
+        check_eq "--list-root lists the roots in order" "$(ls "$MNT" | tr '\n' ' ')" "abc tree "
+        check_eq "and lookups still work" "$(cat "$MNT/abc")" hello
+        ;;
+read)
+        tree
+        "$CASFS" import --name top-file "$TMP/tree/big.bin" >/dev/null
+        start_mount
+        check "a file at the top reads exactly" cmp "$MNT/top-file" "$TMP/tree/big.bin"
+        check "a deep file reads exactly" cmp "$MNT/tree/deep/a/b/c/d/e/f/g/hello-again" "$TMP/tree/deep/a/b/c/d/e/f/g/hello-again"
+        check "an empty file" cmp "$MNT/tree/empty-file" /dev/null
+        check_eq "an empty file's size" "$(stat -c %s "$MNT/tree/empty-file")" 0
+        check "a file of about 1 MiB" cmp "$MNT/tree/big.bin" "$TMP/tree/big.bin"
+        check_eq "its size" "$(stat -c %s "$MNT/tree/big.bin")" 1100000
+        # reads at odd offsets and lengths
+        for off in 0 1 4095 4096 65537 1048575 1099990; do
+                check "read at $off" cmp <(dd if="$MNT/tree/big.bin" bs=1 skip=$off count=3000 status=none) \
+                        <(dd if="$TMP/tree/big.bin" bs=1 skip=$off count=3000 status=none)
+        done
+        check_eq "read past the end" "$(dd if="$MNT/tree/hello.txt" bs=1 skip=100 count=10 status=none | wc -c)" 0
+        ;;
+symlinks)
+        tree
+        "$CASFS" import --name link-to-tree "$TMP/tree/dir-link" >/dev/null   # a symlink root: 'with space'
+        mkdir -p "$TMP/l"; ln -s tree "$TMP/l/to-root"
+        "$CASFS" import --name to-root "$TMP/l/to-root" >/dev/null
+        start_mount
+        check_eq "readlink" "$(readlink "$MNT/tree/rel-link")" hello.txt
+        check_eq "readlink absolute" "$(readlink "$MNT/tree/abs-link")" /etc/hostname
+        check_eq "readlink of a 300-byte target" "$(readlink "$MNT/tree/long-target-link")" "$(readlink "$TMP/tree/long-target-link")"
+        check_eq "following a dangling symlink" "$(errno_of stat "$MNT/tree/dangling-link")" ENOENT
+        check_eq "lstat shows a symlink" "$(stat -c %F "$MNT/tree/dangling-link")" "symbolic link"
+        check_eq "following a relative symlink" "$(cat "$MNT/tree/rel-link")" hello
+        check_eq "stat through a symlink root to a root shows the target" "$(stat -L -c %F "$MNT/to-root")" directory
+        check_eq "and its inode is the target's" "$(stat -L -c %i "$MNT/to-root")" "$(stat -c %i "$MNT/tree")"
+        check_eq "lstat of the symlink root" "$(stat -c '%F %s' "$MNT/to-root")" "symbolic link 4"
+        check_eq "symlink size is the target's length" "$(stat -c %s "$MNT/tree/rel-link")" 9
+        ;;
+readdir)
+        tree
+        start_mount
+        for d in "" "with space" deep "ütf-8 ñame ☃" empty-dir; do
+                want=$(cd "$TMP/tree/$d" && find . -mindepth 1 -maxdepth 1 -printf '%f %y\n' | sort)
+                got=$(cd "$MNT/tree/$d" && find . -mindepth 1 -maxdepth 1 -printf '%f %y\n')
+                check_eq "readdir of '$d' in name order with types" "$got" "$want"
+        done
+        check_eq "d_type from readdir (ls -U --file-type)" "$(ls -U --file-type "$MNT/tree" | tr '\n' ' ')" \
+                "$(ls --file-type "$TMP/tree" | sort | tr '\n' ' ')"
+        check_eq "dot entries" "$(ls -a "$MNT/tree/empty-dir" | tr '\n' ' ')" ". .. "
+        check_eq "a directory's size is its entry count" "$(stat -c %s "$MNT/tree/deep")" "$(find "$TMP/tree/deep" -mindepth 1 | wc -l)"
+        ;;
+modes)
+        tree
+        start_mount
+        check_eq "regular file" "$(stat -c '%f %a' "$MNT/tree/hello.txt")" "8124 444"
+        check_eq "executable file" "$(stat -c '%f %a' "$MNT/tree/script.sh")" "816d 555"
+        check_eq "directory" "$(stat -c '%f %a' "$MNT/tree/deep")" "416d 555"
+        check_eq "symlink" "$(stat -c '%f %a' "$MNT/tree/rel-link")" "a124 444"
+        check_eq "owner 0:0" "$(stat -c '%u:%g' "$MNT/tree/hello.txt")" "0:0"
+        check_eq "mtime 1" "$(stat -c '%Y' "$MNT/tree/hello.txt") $(stat -c '%Y' "$MNT/tree/deep")" "1 1"
+        check_eq "the top" "$(stat -c '%f %a' "$MNT")" "416d 555"
+        check "an executable runs" test "$("$MNT/tree/script.sh")" = run
+        ;;
+uid-gid)
+        tree
+        start_mount --uid-gid 1234:5678
+        check_eq "uid/gid override on a file" "$(stat -c '%u:%g' "$MNT/tree/hello.txt")" "1234:5678"
+        check_eq "and on a directory" "$(stat -c '%u:%g' "$MNT/tree/deep")" "1234:5678"
+        check_eq "and on a symlink" "$(stat -c '%u:%g' "$MNT/tree/rel-link")" "1234:5678"
+        stop_mount
+        EXPECT_RC=2 check_fails "a malformed --uid-gid" "$CASFS" mount -f --uid-gid 12 "$MNT"
+        ;;
+same-inode)
+        tree
+        "$CASFS" import --name other "$TMP/tree/deep" >/dev/null
+        start_mount
+        check_eq "same directory by two paths (two roots)" "$(stat -c %i "$MNT/other")" "$(stat -c %i "$MNT/tree/deep")"
+        check_eq "same file content by two paths" "$(stat -c %i "$MNT/tree/hello.txt")" "$(stat -c %i "$MNT/tree/with space/same content.txt")"
+        check "same content, other executable bit: other inode" test "$(stat -c %i "$MNT/tree/script.sh")" != "$(stat -c %i "$MNT/tree/ütf-8 ñame ☃/not-executable.sh")"
+        mkdir -p "$TMP/s2"; ln -s hello.txt "$TMP/s2/l1"; ln -s hello.txt "$TMP/s2/l2"
+        "$CASFS" import --name s2 "$TMP/s2" >/dev/null
+        check_eq "same symlink target by two paths" "$(stat -c %i "$MNT/s2/l1")" "$(stat -c %i "$MNT/tree/rel-link")"
+        check_eq "empty directories share" "$(stat -c %i "$MNT/tree/empty-dir")" "$(stat -c %i "$MNT/tree/deep/a/b/c/d/e/f/g/../../../../../../../../empty-dir")"
+        check_eq "the top is inode 1" "$(stat -c %i "$MNT")" 1
+        ;;
+erofs)
+        tree
+        start_mount
+        for op in "create $MNT/tree/new" "mkdir $MNT/tree/newdir" "unlink $MNT/tree/hello.txt" "rmdir $MNT/tree/empty-dir" \
+                "rename $MNT/tree/hello.txt" "write $MNT/tree/hello.txt" "chmod $MNT/tree/hello.txt" "truncate $MNT/tree/hello.txt" \
+                "utime $MNT/tree/hello.txt" "setxattr $MNT/tree/hello.txt" "symlink $MNT/tree/newlink" \
+                "link $MNT/tree/newhard $MNT/tree/hello.txt" "mknod $MNT/tree/fifo" "create $MNT/newroot" "mkdir $MNT/newrootdir"; do
+                # shellcheck disable=SC2086
+                check_eq "$op" "$(errno_of $op)" EROFS
+        done
+        check_eq "content unchanged" "$(cat "$MNT/tree/hello.txt")" hello
+        ;;
+missing)
+        tree
+        dir=$("$CASFS" stat "tree/with space" | sed -n 's/^digest: //p')
+        blob=$("$CASFS" stat tree/big.bin | sed -n 's/^digest: //p')
+        "$STORE_TOOL" "$CASFS_STORE" del-dir "$dir"
+        rm -f "$("$STORE_TOOL" "$CASFS_STORE" blob-path "$blob")"
+        start_mount
+        check_eq "a missing directory still stats" "$(errno_of stat "$MNT/tree/with space")" OK
+        check_eq "listing it is EIO" "$(errno_of listdir "$MNT/tree/with space")" EIO
+        check_eq "looking into it is EIO" "$(errno_of stat "$MNT/tree/with space/up-link")" EIO
+        check_eq "a missing blob still stats" "$(errno_of stat "$MNT/tree/big.bin")" OK
+        check_eq "its size is known" "$(stat -c %s "$MNT/tree/big.bin")" 1100000
+        check_eq "reading it is EIO" "$(errno_of read "$MNT/tree/big.bin")" EIO
+        check_eq "an intact file still reads" "$(cat "$MNT/tree/hello.txt")" hello
+        check "the daemon logged the missing objects" grep -q "missing from the store" "$TMP/daemon.log"
+        ;;
+xattr)
+        tree
+        start_mount --xattr
+        P=${XATTR_PROBE:?}
+        dird=$("$CASFS" stat tree/deep | sed -n 's/^digest: //p')
+        blobd=$("$CASFS" stat tree/hello.txt | sed -n 's/^digest: //p')
+        check_eq "a directory lists one attribute" "$("$P" list "$MNT/tree/deep" 4096)" user.castore.directory.digest
+        check_eq "its value" "$("$P" get "$MNT/tree/deep" user.castore.directory.digest 4096)" "$dird"
+        check_eq "a file lists one attribute" "$("$P" list "$MNT/tree/hello.txt" 4096)" user.castore.blob.digest
+        check_eq "its value" "$("$P" get "$MNT/tree/hello.txt" user.castore.blob.digest 4096)" "$blobd"
+        check_eq "size query" "$("$P" get "$MNT/tree/hello.txt" user.castore.blob.digest 0)" "size 51"
+        check_eq "any other name" "$("$P" get "$MNT/tree/hello.txt" user.other 4096)" ENODATA
+        check_eq "the directory name on a file" "$("$P" get "$MNT/tree/hello.txt" user.castore.directory.digest 4096)" ENODATA
+        check_eq "too small a buffer" "$("$P" get "$MNT/tree/hello.txt" user.castore.blob.digest 10)" ERANGE
+        check_eq "too small a list buffer" "$("$P" list "$MNT/tree/hello.txt" 5)" ERANGE
+        stop_mount
+        start_mount
+        check_eq "without --xattr: none" "$("$P" get "$MNT/tree/hello.txt" user.castore.blob.digest 4096)" ENODATA
+        ;;
+roots-change)
+        tree
+        start_mount
+        check_eq "before: absent" "$(errno_of stat "$MNT/later")" ENOENT
+        "$CASFS" import --name later "$TMP/tree/deep" >/dev/null
+        check_eq "a root added while mounted shows" "$(ls "$MNT/later")" a
+        "$CASFS" import --name later "$TMP/tree/with space" >/dev/null
+        ok=false
+        for _ in $(seq 1 30); do [ -L "$MNT/later/up-link" ] && { ok=true; break; }; sleep 0.1; done
+        check "a replaced root shows its new content" $ok
+        "$CASFS" rm later
+        ok=false
+        for _ in $(seq 1 30); do [ ! -e "$MNT/later" ] && { ok=true; break; }; sleep 0.1; done
+        check "a removed root goes" $ok
+        ;;
+lifecycle)
+        tree
+        EXPECT_RC=1 check_fails "a missing mountpoint" "$CASFS" mount -f "$TMP/nope"
+        check "a clear line for it" grep -q "nope: No such file or directory" <<<"$("$CASFS" mount -f "$TMP/nope" 2>&1)"
+        EXPECT_RC=1 check_fails "a file as mountpoint" "$CASFS" mount -f "$TMP/tree/hello.txt"
+        EXPECT_RC=1 check_fails "an unreadable store" env CASFS_STORE="$TMP/no-store" "$CASFS" mount -f "$MNT"
+        EXPECT_RC=2 check_fails "no mountpoint" "$CASFS" mount
+        start_mount
+        EXPECT_RC=1 check_fails "a busy mountpoint" "$CASFS" mount -f "$MNT"
+        # SIGTERM unmounts and exits 0
+        kill -TERM "$DAEMON_PID"
+        wait "$DAEMON_PID"
+        check_eq "SIGTERM: exit status" "$?" 0
+        DAEMON_PID=
+        check "SIGTERM: no stale mount" bash -c "! grep -q ' $MNT fuse' /proc/mounts"
+        # fusermount3 -u ends the daemon
+        start_mount
+        fusermount3 -u "$MNT"
+        ok=false
+        for _ in $(seq 1 50); do kill -0 "$DAEMON_PID" 2>/dev/null || { ok=true; break; }; sleep 0.1; done
+        check "fusermount3 -u ends the daemon" $ok
+        wait "$DAEMON_PID" 2>/dev/null
+        DAEMON_PID=
+        # SIGINT while a process sits in the mount
+        start_mount
+        (cd "$MNT/tree" && sleep 2) &
+        holder=$!
+        sleep 0.3
+        kill -INT "$DAEMON_PID"
+        ok=false
+        for _ in $(seq 1 50); do kill -0 "$DAEMON_PID" 2>/dev/null || { ok=true; break; }; sleep 0.1; done
+        check "SIGINT ends the daemon even with the mount in use" $ok
+        wait "$holder"
+        DAEMON_PID=
+        sleep 0.2
+        check "and no stale mount is left" bash -c "! grep -q ' $MNT fuse' /proc/mounts"
+        # background mode: returns once the mount answers
+        "$CASFS" mount "$MNT"
+        check_eq "background mount: exit status" "$?" 0
+        check_eq "and it answers at once" "$(cat "$MNT/tree/hello.txt")" hello
+        DAEMON_PID=$(pgrep -f "casfs mount $MNT" | head -n 1)
+        check "its daemon runs" test -n "$DAEMON_PID"
+        ;;
+real-clients)
+        tree
+        mkdir -p "$TMP/inc"
+        cp -a /usr/include/. "$TMP/inc/"
+        "$CASFS" import --name inc "$TMP/inc" >/dev/null
+        start_mount
+        for t in tree inc; do
+                check "diff -r --no-dereference ($t)" diff -r --no-dereference "$TMP/$t" "$MNT/$t"
+                check_eq "rsync -rlc --dry-run ($t)" "$(rsync -rlc --dry-run --itemize-changes "$TMP/$t/" "$MNT/$t/")" ""
+                # what the model keeps: type, size (a directory's: its entry count,
+                # checked elsewhere), and of the mode only the owner's execute bit
+                norm='import sys
+for line in sys.stdin.buffer.read().split(b"\0"):
+    if not line: continue
+    path, y, size, mode = line.rsplit(b" ", 3)
+    m = int(mode, 8)
+    if y == b"d": size, m = b"-", 0o555
+    elif y == b"l": m = 0o444
+    else: m = 0o555 if m & 0o100 else 0o444
+    sys.stdout.buffer.write(path + b" " + y + b" " + size + b" " + oct(m)[2:].encode() + b"\n")'
+                want=$(cd "$TMP/$t" && find . -printf '%p %y %s %m\0' | python3 -c "$norm" | sort)
+                got=$(cd "$MNT/$t" && find . -printf '%p %y %s %m\0' | python3 -c "$norm" | sort)
+                check "some entries compared ($t)" test "$(wc -l <<<"$got")" -gt 5
+                check_eq "find -printf types, sizes, modes ($t)" "$got" "$want"
+                check "tar of the tree reads" bash -c "tar -C '$MNT/$t' -cf - . | tar -tf - >/dev/null"
+        done
+        ;;
+compile)
+        mkdir -p "$TMP/inc" "$TMP/gccinc"
+        cp -a /usr/include/. "$TMP/inc/"
+        gccinc=$(gcc -print-file-name=include)
+        cp -a "$gccinc/." "$TMP/gccinc/"
+        "$CASFS" import --name inc "$TMP/inc" >/dev/null
+        "$CASFS" import --name gccinc "$TMP/gccinc" >/dev/null
+        start_mount
+        cat > "$TMP/prog.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <zlib.h>
+int main(void) { printf("%zu %s\n", strlen("casfs"), zlibVersion() ? "zlib" : "?"); return 0; }
+C
+        if [ -e "$TMP/inc/zlib.h" ]; then zl=-lz; else sed -i '/zlib/d; s/, zlibVersion() ? "zlib" : "?"/, "zlib"/' "$TMP/prog.c"; zl=; fi
+        check "compiles with headers from the mount only" gcc -nostdinc -isystem "$MNT/gccinc" -isystem "$MNT/inc/x86_64-linux-gnu" -isystem "$MNT/inc" \
+                -H -o "$TMP/prog" "$TMP/prog.c" $zl 2>"$TMP/headers"
+        check_eq "and runs" "$("$TMP/prog")" "5 zlib"
+        check "every header came from the mount" bash -c "! grep -E '^\\.+ ' '$TMP/headers' | grep -v ' $MNT/'"
+        check "headers were read" grep -q "$MNT/inc/stdio.h" "$TMP/headers"
+        ;;
+parallel-readers)
+        tree
+        mkdir -p "$TMP/inc"
+        cp -a /usr/include/linux /usr/include/x86_64-linux-gnu "$TMP/inc/"
+        "$CASFS" import --name inc "$TMP/inc" >/dev/null
+        (cd "$TMP" && find tree inc -type f -print0 | xargs -0 b3sum) | sort -k2 > "$TMP/want"
+        start_mount
+        end=$((SECONDS + ${READ_SECONDS:-30}))
+        pids=()
+        for k in $(seq 1 8); do
+                (
+                        rounds=0
+                        while [ $SECONDS -lt $end ]; do
+                                (cd "$MNT" && find tree inc -type f -print0 | xargs -0 b3sum) | sort -k2 > "$TMP/got.$k" || exit 1
+                                cmp -s "$TMP/got.$k" "$TMP/want" || exit 2
+                                rounds=$((rounds + 1))
+                        done
+                        [ $rounds -gt 0 ] || exit 3
+                ) &
+                pids+=($!)
+        done
+        for k in "${!pids[@]}"; do
+                wait "${pids[$k]}"
+                check_eq "reader $((k + 1)): no error, right bytes" "$?" 0
+        done
+        check "the daemon survived" kill -0 "$DAEMON_PID"
+        ;;
+forget)
+        tree
+        mkdir -p "$TMP/inc"
+        cp -a /usr/include/linux "$TMP/inc/"
+        "$CASFS" import --name inc "$TMP/inc" >/dev/null
+        start_mount
+        sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null
+        idle=$(awk '/VmRSS/ {print $2}' "/proc/$DAEMON_PID/status")
+        find "$MNT/inc" -printf '%s\n' >/dev/null
+        walked=$(awk '/VmRSS/ {print $2}' "/proc/$DAEMON_PID/status")
+        if [ -w /proc/sys/vm/drop_caches ]; then
+                ok=false
+                for _ in $(seq 1 20); do
+                        echo 3 > /proc/sys/vm/drop_caches
+                        sleep 0.2
+                        after=$(awk '/VmRSS/ {print $2}' "/proc/$DAEMON_PID/status")
+                        # back within 20% (and 1 MiB) of the idle size once the kernel forgot
+                        [ "$after" -le $((idle * 12 / 10 + 1024)) ] && { ok=true; break; }
+                done
+                echo "RSS idle ${idle} KiB, after walk ${walked} KiB, after dropping caches ${after} KiB" >&2
+                check "memory returns after the kernel forgets" $ok
+        else
+                echo "cannot drop caches: skipping" >&2
+                exit 77
+        fi
+        check "the tree still reads after forgetting" cmp "$MNT/tree/big.bin" "$TMP/tree/big.bin"
+        ;;
+*)
+        fail "unknown case $case_name"
+        ;;
+esac
+finish
