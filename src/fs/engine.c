@@ -940,6 +940,11 @@ ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt, con
         return (ssize_t)r->written;
 }
 
+uint64_t cas_engine_inode_count(cas_engine *e)
+{
+        return cas_inodes_count(e->inodes);
+}
+
 bool cas_engine_destroyed(cas_engine *e)
 {
         return atomic_load(&e->destroyed);

@@ -48,6 +48,9 @@ cas_engine *cas_engine_free(cas_engine *e);
 ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt,
                           const struct iovec *out, int out_cnt);
 
+/* How many inodes the kernel holds (or requests use) now. */
+uint64_t cas_engine_inode_count(cas_engine *e);
+
 /* Frees per-thread state (a cached blob reader); a worker thread calls it as it ends. */
 void cas_engine_thread_done(void);
 

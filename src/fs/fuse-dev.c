@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
+#include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -150,14 +152,32 @@ int cas_fuse_wait(cas_fuse *f, const sigset_t *signals)
 {
         struct timespec second = {.tv_sec = 1};
 
-        pthread_sigmask(SIG_BLOCK, signals, NULL);
+        sigset_t all = *signals;
+        uint64_t peak = 0;
+
+        /* SIGUSR1 logs statistics */
+        sigaddset(&all, SIGUSR1);
+        pthread_sigmask(SIG_BLOCK, &all, NULL);
         while (atomic_load(&f->running) > 0) {
-                int sig = sigtimedwait(signals, NULL, &second);
-                if (sig > 0) {
+                int sig = sigtimedwait(&all, NULL, &second);
+                uint64_t live = cas_engine_inode_count(f->engine);
+                if (sig > 0 && sig != SIGUSR1) {
                         do_unmount(f);
                         break;
                 }
-                (void)cas_engine_refresh_roots(f->engine);
+                /* after the kernel forgot many inodes, give their memory back */
+                peak = MAX(peak, live);
+                if (live + 1000 < peak) {
+                        malloc_trim(0);
+                        peak = live;
+                }
+                if (sig == SIGUSR1) {
+                        struct mallinfo2 mi = mallinfo2();
+                        fprintf(stderr, "casfs: %" PRIu64 " inodes live, %zu bytes allocated\n", live,
+                                mi.uordblks + mi.hblkhd);
+                }
+                else
+                        (void)cas_engine_refresh_roots(f->engine);
         }
         if (atomic_load(&f->running) == 0)
                 f->unmounted = true; /* the kernel closed the connection: unmounted from outside */

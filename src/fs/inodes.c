@@ -42,9 +42,10 @@ static bool same_key(const cas_inode *i, uint8_t type, bool executable, const ca
         return i->type == type && i->executable == executable && cas_digest_eq(&i->digest, d);
 }
 
-static int shard_grow(shard *s, bool by_key)
+/* Rehashes a shard into n buckets: twice as many as it grows, half as many
+ * once the kernel forgot most of it, so memory follows the live inodes. */
+static int shard_resize(shard *s, bool by_key, size_t n)
 {
-        size_t n = s->n_buckets ? s->n_buckets * 2 : 16;
         cas_inode **b = calloc(n, sizeof(*b));
         if (!b)
                 return -ENOMEM;
@@ -174,11 +175,11 @@ int cas_inodes_lookup(cas_inodes *t, const cas_node *node, cas_inode **ret)
         i->refs = 2; /* the kernel's and the caller's */
         i->ino = atomic_fetch_add(&t->next_ino, 1);
 
-        if (ks->n * 2 >= ks->n_buckets && shard_grow(ks, true) < 0)
+        if (ks->n * 2 >= ks->n_buckets && shard_resize(ks, true, ks->n_buckets ? ks->n_buckets * 2 : 16) < 0)
                 goto nomem;
         shard *is = &t->by_ino[ino_hash(i->ino) % SHARDS];
         pthread_mutex_lock(&is->lock);
-        if (is->n * 2 >= is->n_buckets && shard_grow(is, false) < 0) {
+        if (is->n * 2 >= is->n_buckets && shard_resize(is, false, is->n_buckets ? is->n_buckets * 2 : 16) < 0) {
                 pthread_mutex_unlock(&is->lock);
                 goto nomem;
         }
@@ -265,10 +266,14 @@ void cas_inodes_forget(cas_inodes *t, uint64_t ino, uint64_t n)
                         shard *is = &t->by_ino[ino_hash(i->ino) % SHARDS];
                         unlink_chain(&ks->buckets[(h / SHARDS) & (ks->n_buckets - 1)], i, true);
                         ks->n--;
+                        if (ks->n * 8 < ks->n_buckets && ks->n_buckets > 16)
+                                (void)shard_resize(ks, true, ks->n_buckets / 4);
                         pthread_mutex_lock(&is->lock);
                         unlink_chain(&is->buckets[(ino_hash(i->ino) / SHARDS) & (is->n_buckets - 1)], i,
                                      false);
                         is->n--;
+                        if (is->n * 8 < is->n_buckets && is->n_buckets > 16)
+                                (void)shard_resize(is, false, is->n_buckets / 4);
                         pthread_mutex_unlock(&is->lock);
                         removed = true;
                 }
