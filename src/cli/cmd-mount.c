@@ -29,6 +29,9 @@ static void mount_help(FILE *f)
                 "      --uid-gid U:G  report owner U and group G (default: 0:0)\n"
                 "      --xattr        expose user.castore.directory.digest / user.castore.blob.digest\n"
                 "  -f, --foreground   stay in the foreground (logs go to stderr)\n"
+                "      --no-verify    serve blobs without checking them against their digest\n"
+                "                     (default: a blob is checked before its first byte is served;\n"
+                "                     a corrupt one reads as EIO)\n"
                 "  -h, --help         show this help\n");
 }
 
@@ -69,6 +72,7 @@ int cmd_mount(int argc, char **argv)
                 {"uid-gid", required_argument, NULL, 'U'},
                 {"xattr", no_argument, NULL, 'X'},
                 {"foreground", no_argument, NULL, 'f'},
+                {"no-verify", no_argument, NULL, 'N'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -111,6 +115,9 @@ int cmd_mount(int argc, char **argv)
                         break;
                 case 'f':
                         foreground = true;
+                        break;
+                case 'N':
+                        eo.verify = false;
                         break;
                 case 'h':
                         mount_help(stdout);

@@ -1,8 +1,158 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
 #include "cli.h"
+#include "engine.h"
+#include "macro.h"
+#include "vhost-user.h"
+
+static void virtiofs_help(FILE *f)
+{
+        fprintf(f,
+                "Usage: casfs [--store PATH] virtiofs --socket PATH [OPTIONS]\n"
+                "\n"
+                "Serves the store's roots to a virtual machine as a virtiofs device: a\n"
+                "vhost-user-fs back-end listening on the UNIX socket PATH (a stale socket\n"
+                "file there is replaced). Serves one VMM connection and exits 0 when the\n"
+                "VMM disconnects; SIGINT and SIGTERM end it. In the guest:\n"
+                "'mount -t virtiofs TAG /mnt' (TAG is set on the VMM's side).\n"
+                "\n"
+                "Options:\n"
+                "      --socket PATH   the vhost-user socket to listen on (required)\n"
+                "      --list-root     allow listing the top (default: only names can be looked up)\n"
+                "      --uid-gid U:G   report owner U and group G (default: 0:0)\n"
+                "      --xattr         expose user.castore.directory.digest / user.castore.blob.digest\n"
+                "  -j, --threads N     threads per request queue (default: 1)\n"
+                "      --queues N      request queues offered to the VMM (default: 8; the VMM picks\n"
+                "                      how many it uses, e.g. QEMU's num-request-queues)\n"
+                "      --no-verify     serve blobs without checking them against their digest\n"
+                "  -h, --help          show this help\n");
+}
 
 int cmd_virtiofs(int argc, char **argv)
 {
-        log_error("virtiofs: not available in this build");
-        return 1;
+        static const struct option options[] = {
+                {"socket", required_argument, NULL, 'S'},
+                {"list-root", no_argument, NULL, 'L'},
+                {"uid-gid", required_argument, NULL, 'U'},
+                {"xattr", no_argument, NULL, 'X'},
+                {"threads", required_argument, NULL, 'j'},
+                {"queues", required_argument, NULL, 'Q'},
+                {"no-verify", no_argument, NULL, 'N'},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        cas_engine_options eo = {.verify = true, .virtio = true};
+        const char *socket_path = NULL;
+        unsigned threads = 1, queues = 8;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "j:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'S':
+                        socket_path = optarg;
+                        break;
+                case 'L':
+                        eo.list_root = true;
+                        break;
+                case 'U': {
+                        unsigned u, g;
+                        if (cli_parse_uid_gid(optarg, &u, &g) < 0) {
+                                log_error("virtiofs: --uid-gid takes U:G, two numbers");
+                                return EXIT_USAGE;
+                        }
+                        eo.set_owner = true;
+                        eo.uid = u;
+                        eo.gid = g;
+                        break;
+                }
+                case 'X':
+                        eo.xattr = true;
+                        break;
+                case 'j':
+                case 'Q': {
+                        char *end;
+                        long n = strtol(optarg, &end, 10);
+                        if (*end || n < 1 || n > (c == 'j' ? 16 : CAS_VHOST_QUEUES_MAX - 1)) {
+                                log_error("virtiofs: --%s takes a number from 1 to %d", c == 'j' ? "threads" : "queues",
+                                          c == 'j' ? 16 : CAS_VHOST_QUEUES_MAX - 1);
+                                return EXIT_USAGE;
+                        }
+                        if (c == 'j')
+                                threads = (unsigned)n;
+                        else
+                                queues = (unsigned)n;
+                        break;
+                }
+                case 'N':
+                        eo.verify = false;
+                        break;
+                case 'h':
+                        virtiofs_help(stdout);
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'casfs virtiofs --help'.\n");
+                        return EXIT_USAGE;
+                }
+        if (!socket_path || optind != argc) {
+                log_error("virtiofs: needs --socket PATH and nothing else; try 'casfs virtiofs --help'");
+                return EXIT_USAGE;
+        }
+
+        _cleanup_(cas_store_freep) cas_store *s = NULL;
+        if (cli_open_store(0, &s) < 0)
+                return 1;
+
+        sigset_t signals;
+        sigemptyset(&signals);
+        sigaddset(&signals, SIGINT);
+        sigaddset(&signals, SIGTERM);
+        sigaddset(&signals, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &signals, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        _cleanup_close_ int listen_fd = -1;
+        r = cas_vhost_listen(socket_path, &listen_fd);
+        if (r < 0) {
+                log_error("virtiofs: %s: %s", socket_path,
+                          r == -EEXIST ? "exists and is not a socket" : strerror(-r));
+                return 1;
+        }
+
+        /* one VMM connection */
+        int conn = -1;
+        for (;;) {
+                struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+                struct timespec zero = {0};
+                int k = poll(&p, 1, 200);
+                if (sigtimedwait(&signals, NULL, &zero) > 0)
+                        break;
+                if (k > 0) {
+                        conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                        if (conn >= 0)
+                                break;
+                }
+        }
+        unlink(socket_path);
+        if (conn < 0)
+                return 0;
+
+        cas_engine *e = NULL;
+        r = cas_engine_new(s, &eo, NULL, &e);
+        if (r < 0) {
+                log_error("virtiofs: %s", strerror(-r));
+                close(conn);
+                return 1;
+        }
+        r = cas_vhost_serve(e, conn, queues, threads, &signals);
+        cas_engine_free(e);
+        if (r < 0) {
+                log_error("virtiofs: the connection failed: %s", strerror(-r));
+                return 1;
+        }
+        return 0;
 }

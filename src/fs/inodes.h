@@ -29,6 +29,7 @@ typedef struct cas_inode {
         _Atomic uint32_t refs;
         uint8_t type;             /* cas_node_type; 0 for the mount top */
         bool executable;
+        _Atomic uint8_t verified; /* files: 0 not yet, 1 the blob matched its digest, 2 it did not */
         uint64_t size;            /* bytes of a file, entries of a directory, length of a target */
         cas_digest digest;        /* blob or directory digest; for a symlink the hash of its target */
         char *target;             /* symlink, NUL-terminated */

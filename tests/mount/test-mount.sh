@@ -322,6 +322,21 @@ forget)
         check "allocated memory back within 20% of idle" test "$after" -le $((idle * 12 / 10))
         check "the tree still reads after forgetting" cmp "$MNT/inc/stdio.h" "$TMP/inc/stdio.h"
         ;;
+verify)
+        tree
+        blob=$("$CASFS" stat tree/big.bin | sed -n 's/^digest: //p')
+        path=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$blob")
+        chmod u+w "$path"
+        printf '\x5a' | dd of="$path" bs=1 seek=1000000 conv=notrunc status=none
+        start_mount
+        check_eq "a corrupt blob reads as EIO" "$(errno_of read "$MNT/tree/big.bin")" EIO
+        check_eq "also its first bytes, far from the damage" "$(dd if="$MNT/tree/big.bin" bs=4096 count=1 2>/dev/null | wc -c)" 0
+        check "the daemon names the blob" grep -q "blob $blob: corrupt" "$TMP/daemon.log"
+        check "intact files read" cmp "$MNT/tree/ütf-8 ñame ☃/medium.bin" "$TMP/tree/ütf-8 ñame ☃/medium.bin"
+        stop_mount
+        start_mount --no-verify
+        check "--no-verify serves the stored bytes as they are" bash -c "! cmp -s '$MNT/tree/big.bin' '$TMP/tree/big.bin'"
+        ;;
 *)
         fail "unknown case $case_name"
         ;;
