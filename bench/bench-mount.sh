@@ -48,9 +48,13 @@ mkdir -p "$mnt"
 daemon=
 
 cleanup() {
-        [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-        grep -q " $mnt fuse" /proc/mounts && { fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"; }
-        true
+        if [ -n "$daemon" ]; then
+                kill "$daemon" 2>/dev/null || true
+                wait "$daemon" 2>/dev/null || true
+        fi
+        if grep -q " $mnt fuse" /proc/mounts; then
+                fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" || true
+        fi
 }
 trap cleanup EXIT
 
@@ -89,7 +93,7 @@ mount_sys() {
 timed() { # prints seconds
         local t0 t1
         t0=$(now)
-        "$@" >/dev/null 2>&1
+        "$@" >/dev/null 2>&1 || echo "warning: '$*' failed on $root" >&2
         t1=$(now)
         echo "$t1 - $t0" | bc
 }

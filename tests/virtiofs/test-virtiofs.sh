@@ -30,7 +30,7 @@ guest)
 list-root-queues)
         check "--list-root: the guest lists the roots over two request queues" "$GUEST_CHECK" --workdir "$WORKDIR" \
                 --backend "$backend --list-root --threads 2" --num-queues 2 --smp 2 \
-                --cmd 'ls; for i in 1 2 3 4; do (cat tree/big.bin | sha256sum > /tmp/s.$i) & done; wait; cat /tmp/s.*' \
+                --cmd 'ls -1; for i in 1 2 3 4; do (cat tree/big.bin | sha256sum > /tmp/s.$i) & done; wait; cat /tmp/s.*' \
                 --expect-text "$(printf 'other\ntree\n'; for i in 1 2 3 4; do echo "$(sha256sum < "$TMP/tree/big.bin")"; done)" \
                 --timeout 600
         ;;
