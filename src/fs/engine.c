@@ -51,7 +51,7 @@ typedef struct req {
         int out_cnt;
         size_t written; /* bytes put into out so far (header included) */
         bool replied;
-        uint8_t copy[IN_MAX]; /* the request gathered, when it came scattered */
+        _Alignas(8) uint8_t copy[IN_MAX]; /* the request gathered, when it came scattered or unaligned */
 } req;
 
 /* ---- replies ---- */
@@ -936,11 +936,12 @@ ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt, con
         r->out_cnt = out_cnt;
         r->written = 0;
         r->replied = false;
-        if (in_cnt == 1 || in[0].iov_len >= total) {
+        if ((in_cnt == 1 || in[0].iov_len >= total) && ((uintptr_t)in[0].iov_base % 8) == 0) {
                 r->in = in[0].iov_base;
         } else {
                 size_t n = 0;
-                /* scattered: gather what fits (writes, the only large requests, are refused anyway) */
+                /* scattered or unaligned (a guest puts requests where it likes): gather what
+                 * fits (writes, the only large requests, are refused anyway) */
                 for (int s = 0; s < in_cnt && n < IN_MAX; s++) {
                         size_t c = MIN(in[s].iov_len, IN_MAX - n);
                         memcpy(r->copy + n, in[s].iov_base, c);

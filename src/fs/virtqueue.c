@@ -44,6 +44,9 @@ int cas_virtqueue_map(cas_virtqueue *q, const cas_guest_memory *m)
 {
         if (q->num == 0 || (q->num & (q->num - 1)) || q->num > 32768)
                 return -EINVAL;
+        /* the alignments virtio requires of the three parts */
+        if (q->desc_uva % 16 || q->avail_uva % 2 || q->used_uva % 4)
+                return -EFAULT;
         q->desc = cas_guest_uva(m, q->desc_uva, sizeof(struct vring_desc) * (uint64_t)q->num);
         /* flags, idx, ring[num], used_event */
         q->avail = cas_guest_uva(m, q->avail_uva, 4 + 2 * (uint64_t)q->num + 2);
@@ -58,26 +61,24 @@ int cas_virtqueue_map(cas_virtqueue *q, const cas_guest_memory *m)
 #define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
 
+/* d is our own copy: the guest may change its memory while we look */
 static int add_buffer(const cas_guest_memory *m, const struct vring_desc *d, struct iovec *in, int *n_in,
                       struct iovec *out, int *n_out)
 {
-        uint64_t addr = READ_ONCE(d->addr);
-        uint32_t len = READ_ONCE(d->len);
-        uint16_t flags = READ_ONCE(d->flags);
         void *p;
 
         if (*n_in + *n_out >= CAS_CHAIN_MAX)
                 return -EBADMSG;
-        p = cas_guest_gpa(m, addr, len);
-        if (!p && len > 0)
+        p = cas_guest_gpa(m, d->addr, d->len);
+        if (!p && d->len > 0)
                 return -EBADMSG;
-        if (flags & VRING_DESC_F_WRITE) {
-                out[(*n_out)++] = (struct iovec){p, len};
+        if (d->flags & VRING_DESC_F_WRITE) {
+                out[(*n_out)++] = (struct iovec){p, d->len};
         } else {
                 /* the device-readable part comes first in a chain */
                 if (*n_out > 0)
                         return -EBADMSG;
-                in[(*n_in)++] = (struct iovec){p, len};
+                in[(*n_in)++] = (struct iovec){p, d->len};
         }
         return 0;
 }
@@ -101,36 +102,36 @@ int cas_virtqueue_pop(cas_virtqueue *q, const cas_guest_memory *m, struct iovec 
         if (head >= q->num)
                 goto broken;
 
-        const struct vring_desc *table = q->desc;
+        /* descriptors are copied out one by one (memcpy: an indirect table
+         * may sit at any address the guest likes) */
+        const uint8_t *table = (const uint8_t *)q->desc;
         unsigned table_len = q->num, i = head, steps = 0;
         bool indirect = false;
         for (;;) {
-                const struct vring_desc *d = &table[i];
-                uint16_t flags = READ_ONCE(d->flags);
+                struct vring_desc d;
 
+                memcpy(&d, table + (size_t)i * sizeof(d), sizeof(d));
                 if (++steps > CAS_CHAIN_MAX)
                         goto broken; /* a loop */
-                if (flags & VRING_DESC_F_INDIRECT) {
-                        uint64_t addr = READ_ONCE(d->addr);
-                        uint32_t len = READ_ONCE(d->len);
+                if (d.flags & VRING_DESC_F_INDIRECT) {
                         /* one level only, never mixed with a chain, a whole number of descriptors */
-                        if (indirect || (flags & VRING_DESC_F_NEXT) || len == 0 ||
-                            len % sizeof(struct vring_desc) || len / sizeof(struct vring_desc) > CAS_CHAIN_MAX)
+                        if (indirect || (d.flags & VRING_DESC_F_NEXT) || d.len == 0 ||
+                            d.len % sizeof(struct vring_desc) || d.len / sizeof(struct vring_desc) > CAS_CHAIN_MAX)
                                 goto broken;
-                        table = cas_guest_gpa(m, addr, len);
+                        table = cas_guest_gpa(m, d.addr, d.len);
                         if (!table)
                                 goto broken;
-                        table_len = len / sizeof(struct vring_desc);
+                        table_len = d.len / sizeof(struct vring_desc);
                         indirect = true;
                         i = 0;
                         continue;
                 }
-                r = add_buffer(m, d, in, &n_in, out, &n_out);
+                r = add_buffer(m, &d, in, &n_in, out, &n_out);
                 if (r < 0)
                         goto broken;
-                if (!(flags & VRING_DESC_F_NEXT))
+                if (!(d.flags & VRING_DESC_F_NEXT))
                         break;
-                i = READ_ONCE(d->next);
+                i = d.next;
                 if (i >= table_len)
                         goto broken;
         }
