@@ -33,10 +33,29 @@ for b in "${builds[@]}"; do
                 grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):|FAIL|ERROR' || true
 done
 
-python3 - "${builds[@]}" <<'PY'
+# the fuzz targets, each for a bounded time under ASan+UBSan (clang, libFuzzer)
+extra=build/extra-results
+: > "$extra"
+if ! $quick; then
+        echo "== fuzzing (${FUZZ_SECONDS:-60}s per target)"
+        for t in fuzz-directory fuzz-node fuzz-fuse-request fuzz-vhost-msg fuzz-virtqueue; do
+                if bash tests/fuzz/run-fuzzers.sh "${FUZZ_SECONDS:-60}" "$t"; then
+                        echo "libfuzzer-$t PASS" >> "$extra"
+                else
+                        echo "libfuzzer-$t FAIL" >> "$extra"
+                fi
+        done
+fi
+
+python3 - "$extra" "${builds[@]}" <<'PY'
 import json, sys
 passed = failed = skipped = 0
-for b in sys.argv[1:]:
+for line in open(sys.argv[1]).read().split('\n'):
+    if line.endswith(' PASS'):
+        passed += 1
+    elif line.endswith(' FAIL'):
+        failed += 1
+for b in sys.argv[2:]:
     try:
         lines = open(b + '/meson-logs/testlog.json').read().splitlines()
     except OSError:

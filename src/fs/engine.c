@@ -332,9 +332,10 @@ static int do_destroy(req *r, cas_inode *i)
         return reply_ok(r, NULL, 0);
 }
 
-/* Resolves name in directory p to a node: a root at the top, an entry below. */
+/* Resolves name in directory p to a node: a root at the top (*ret_root holds
+ * it), an entry below (*ret_cache holds the directory it lives in). */
 static int find_child(req *r, cas_inode *p, const char *name, size_t len, cas_node **ret_root,
-                      const cas_node **ret_node)
+                      cas_dir_cache **ret_cache, const cas_node **ret_node)
 {
         cas_engine *e = r->e;
         int k;
@@ -343,8 +344,6 @@ static int find_child(req *r, cas_inode *p, const char *name, size_t len, cas_no
                 if (len == 0 || len > CAS_NAME_MAX || memchr(name, '/', len))
                         return -ENOENT;
                 k = cas_metastore_get_root(e->store->meta, name, ret_root);
-                if (k == -EBADMSG)
-                        return -EIO;
                 if (k < 0)
                         return k == -ENOENT ? -ENOENT : -EIO;
                 *ret_node = *ret_root;
@@ -352,11 +351,10 @@ static int find_child(req *r, cas_inode *p, const char *name, size_t len, cas_no
         }
         if (p->type != CAS_NODE_DIRECTORY)
                 return -ENOTDIR;
-        const cas_directory *d;
-        k = cas_inode_directory(e->inodes, p, e->store->meta, &d, NULL);
+        k = cas_inode_directory(e->inodes, p, e->store->meta, ret_cache);
         if (k < 0)
                 return k;
-        const cas_node *n = cas_directory_find(d, name, len);
+        const cas_node *n = cas_directory_find((*ret_cache)->dir, name, len);
         if (!n)
                 return -ENOENT;
         *ret_node = n;
@@ -367,6 +365,7 @@ static int do_lookup(req *r, cas_inode *p)
 {
         cas_engine *e = r->e;
         _cleanup_free_ cas_node *root = NULL;
+        cas_dir_cache *cache = NULL;
         const cas_node *n;
         cas_inode *c;
         size_t len;
@@ -375,10 +374,10 @@ static int do_lookup(req *r, cas_inode *p)
         const char *name = arg_string(r, 0, &len);
         if (!name)
                 return reply_err(r, EINVAL);
-        k = find_child(r, p, name, len, &root, &n);
-        if (k < 0)
-                return reply_err(r, -k);
-        k = cas_inodes_lookup(e->inodes, n, &c);
+        k = find_child(r, p, name, len, &root, &cache, &n);
+        if (k >= 0)
+                k = cas_inodes_lookup(e->inodes, n, &c);
+        cas_dir_cache_unref(cache);
         if (k < 0)
                 return reply_err(r, -k);
         struct fuse_entry_out o;
@@ -602,15 +601,17 @@ static int do_readdir_common(req *r, cas_inode *i, bool plus)
                 return reply_err(r, EPERM); /* listing the top is do_readdir_top, when allowed */
         if (i->type != CAS_NODE_DIRECTORY)
                 return reply_err(r, ENOTDIR);
-        const cas_directory *d;
-        const uint32_t *order;
-        k = cas_inode_directory(e->inodes, i, e->store->meta, &d, &order);
+        cas_dir_cache *cache;
+        k = cas_inode_directory(e->inodes, i, e->store->meta, &cache);
         if (k < 0)
                 return reply_err(r, -k);
+        const cas_directory *d = cache->dir;
+        const uint32_t *order = cache->order;
 
         cap = MIN((size_t)in->size + pos, out_capacity(r));
         /* offsets: 0 "." 1 ".." then 2 + k for the k-th entry in name order */
-        for (uint64_t off = in->offset; off < 2 + d->n_nodes; off++) {
+        uint64_t off;
+        for (off = in->offset; off < 2 + d->n_nodes; off++) {
                 const char *name;
                 size_t name_len;
                 uint32_t type;
@@ -653,6 +654,12 @@ static int do_readdir_common(req *r, cas_inode *i, bool plus)
                         break;
                 pos += padded;
         }
+        /* with READDIRPLUS the kernel now holds an entry for every child and
+         * will not look them up: the decoded directory is no longer needed */
+        bool complete = off >= 2 + d->n_nodes;
+        cas_dir_cache_unref(cache);
+        if (plus && complete)
+                cas_inode_drop_directory(e->inodes, i);
         struct fuse_out_header h = {.len = (uint32_t)pos, .unique = r->in->unique};
         out_put(r->out, r->out_cnt, 0, &h, sizeof(h));
         r->written = pos;

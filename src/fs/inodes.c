@@ -17,6 +17,7 @@ typedef struct shard {
 } shard;
 
 struct cas_inodes {
+        pthread_mutex_t dir_locks[SHARDS]; /* protect each inode's dcache pointer, by address */
         shard by_key[SHARDS]; /* chains through next_by_key */
         shard by_ino[SHARDS]; /* chains through next_by_ino */
         _Atomic uint64_t next_ino;
@@ -77,6 +78,7 @@ int cas_inodes_new(cas_inodes **ret)
         if (!t)
                 return -ENOMEM;
         for (int k = 0; k < SHARDS; k++) {
+                pthread_mutex_init(&t->dir_locks[k], NULL);
                 pthread_mutex_init(&t->by_key[k].lock, NULL);
                 pthread_mutex_init(&t->by_ino[k].lock, NULL);
         }
@@ -89,11 +91,18 @@ int cas_inodes_new(cas_inodes **ret)
         return 0;
 }
 
+void cas_dir_cache_unref(cas_dir_cache *c)
+{
+        if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+                free(c->dir);
+                free(c);
+        }
+}
+
 static void inode_free(cas_inode *i)
 {
         free(i->target);
-        free(atomic_load(&i->dir));
-        free(atomic_load(&i->order));
+        cas_dir_cache_unref(i->dcache);
         free(i);
 }
 
@@ -113,6 +122,7 @@ cas_inodes *cas_inodes_free(cas_inodes *t)
                 free(s->buckets);
                 free(t->by_key[k].buckets);
                 pthread_mutex_destroy(&t->by_key[k].lock);
+                pthread_mutex_destroy(&t->dir_locks[k]);
                 pthread_mutex_destroy(&s->lock);
         }
         free(t);
@@ -284,43 +294,69 @@ void cas_inodes_forget(cas_inodes *t, uint64_t ino, uint64_t n)
         cas_inode_unref(t, i);         /* ours */
 }
 
-int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, const cas_directory **ret_dir,
-                        const uint32_t **ret_order)
+static pthread_mutex_t *dir_lock(cas_inodes *t, const cas_inode *i)
 {
-        cas_directory *d = atomic_load(&i->dir);
-        uint32_t *order;
+        return &t->dir_locks[((uintptr_t)i >> 6) % SHARDS];
+}
+
+int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, cas_dir_cache **ret)
+{
+        cas_dir_cache *c;
+        cas_directory *d;
         int r;
 
         if (i->type != CAS_NODE_DIRECTORY)
                 return -ENOTDIR;
-        if (!d) {
-                r = cas_metastore_get_directory(ms, &i->digest, &d);
-                if (r == -ENOENT || r == -EBADMSG) {
-                        char text[CAS_DIGEST_TEXT_MAX];
-                        fprintf(stderr, "casfs: directory %s is %s\n", cas_digest_to_text(&i->digest, text),
-                                r == -ENOENT ? "missing from the store" : "corrupt in the store");
-                        return -EIO;
-                }
-                if (r < 0)
-                        return r;
-                order = malloc((d->n_nodes ?: 1) * sizeof(uint32_t));
-                if (!order) {
-                        free(d);
-                        return -ENOMEM;
-                }
-                cas_directory_name_order(d, order);
-                /* order first: whoever sees dir set also sees order */
-                uint32_t *no = NULL;
-                if (!atomic_compare_exchange_strong(&i->order, &no, order))
-                        free(order);
-                cas_directory *nd = NULL;
-                if (!atomic_compare_exchange_strong(&i->dir, &nd, d)) {
-                        free(d);
-                        d = nd;
-                }
+        pthread_mutex_lock(dir_lock(t, i));
+        c = i->dcache;
+        if (c)
+                atomic_fetch_add(&c->refs, 1);
+        pthread_mutex_unlock(dir_lock(t, i));
+        if (c) {
+                *ret = c;
+                return 0;
         }
-        *ret_dir = d;
-        if (ret_order)
-                *ret_order = atomic_load(&i->order);
+
+        r = cas_metastore_get_directory(ms, &i->digest, &d);
+        if (r == -ENOENT || r == -EBADMSG) {
+                char text[CAS_DIGEST_TEXT_MAX];
+                fprintf(stderr, "casfs: directory %s is %s\n", cas_digest_to_text(&i->digest, text),
+                        r == -ENOENT ? "missing from the store" : "corrupt in the store");
+                return -EIO;
+        }
+        if (r < 0)
+                return r;
+        c = malloc(sizeof(*c) + (d->n_nodes ?: 1) * sizeof(uint32_t));
+        if (!c) {
+                free(d);
+                return -ENOMEM;
+        }
+        c->dir = d;
+        c->refs = 2; /* the inode's and the caller's */
+        cas_directory_name_order(d, c->order);
+
+        pthread_mutex_lock(dir_lock(t, i));
+        if (i->dcache) {
+                /* loaded meanwhile by another request: use that one */
+                cas_dir_cache *other = i->dcache;
+                atomic_fetch_add(&other->refs, 1);
+                pthread_mutex_unlock(dir_lock(t, i));
+                free(d);
+                free(c);
+                *ret = other;
+                return 0;
+        }
+        i->dcache = c;
+        pthread_mutex_unlock(dir_lock(t, i));
+        *ret = c;
         return 0;
+}
+
+void cas_inode_drop_directory(cas_inodes *t, cas_inode *i)
+{
+        pthread_mutex_lock(dir_lock(t, i));
+        cas_dir_cache *c = i->dcache;
+        i->dcache = NULL;
+        pthread_mutex_unlock(dir_lock(t, i));
+        cas_dir_cache_unref(c);
 }

@@ -33,9 +33,10 @@ typedef struct cas_inode {
         uint64_t size;            /* bytes of a file, entries of a directory, length of a target */
         cas_digest digest;        /* blob or directory digest; for a symlink the hash of its target */
         char *target;             /* symlink, NUL-terminated */
-        /* directories: loaded on first use, then immutable until the inode is freed */
-        _Atomic(cas_directory *) dir;
-        _Atomic(uint32_t *) order; /* nodes of dir in name order */
+        /* directories: loaded on first use; dropped again once the kernel has
+         * all entries (after a full READDIRPLUS), so that memory follows what
+         * is still needed. Protected by the table's dir locks. */
+        struct cas_dir_cache *dcache;
         struct cas_inode *next_by_key, *next_by_ino; /* hash chains, under the shard locks */
 } cas_inode;
 
@@ -58,10 +59,19 @@ void cas_inode_unref(cas_inodes *t, cas_inode *i);
 /* FORGET: drops n of the kernel's lookups. */
 void cas_inodes_forget(cas_inodes *t, uint64_t ino, uint64_t n);
 
-/* The directory of inode i, loading it on first use; -EIO when it is missing
- * or corrupt in the store. Valid while the caller holds a reference. */
-int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, const cas_directory **ret_dir,
-                        const uint32_t **ret_order);
+/* A loaded directory, shared by the requests using it. */
+typedef struct cas_dir_cache {
+        _Atomic uint32_t refs;
+        cas_directory *dir;
+        uint32_t order[]; /* nodes of dir in name order */
+} cas_dir_cache;
+
+/* The directory of inode i, loading it when needed; -EIO when it is missing
+ * or corrupt in the store. The caller releases it with cas_dir_cache_unref. */
+int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, cas_dir_cache **ret);
+void cas_dir_cache_unref(cas_dir_cache *c);
+/* Forgets the loaded directory of i (it is loaded again when needed). */
+void cas_inode_drop_directory(cas_inodes *t, cas_inode *i);
 
 /* How many inodes are live (for tests and statistics). */
 uint64_t cas_inodes_count(cas_inodes *t);

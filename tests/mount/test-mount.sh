@@ -337,6 +337,49 @@ verify)
         start_mount --no-verify
         check "--no-verify serves the stored bytes as they are" bash -c "! cmp -s '$MNT/tree/big.bin' '$TMP/tree/big.bin'"
         ;;
+stress)
+        # 16 readers doing lookups, reads and readdirs while the kernel's
+        # caches are dropped in a loop: no error, memory stays bounded
+        tree
+        mkdir -p "$TMP/inc"
+        cp -a /usr/include/linux "$TMP/inc/"
+        "$CASFS" import --name inc "$TMP/inc" >/dev/null
+        (cd "$TMP" && find tree inc -type f -print0 | xargs -0 b3sum) | sort -k2 > "$TMP/want"
+        start_mount
+        [ -w /proc/sys/vm/drop_caches ] || exit 77
+        end=$((SECONDS + ${STRESS_SECONDS:-60}))
+        (while [ $SECONDS -lt $end ]; do echo 3 > /proc/sys/vm/drop_caches; sleep 0.5; done) &
+        dropper=$!
+        pids=()
+        for k in $(seq 1 16); do
+                (
+                        while [ $SECONDS -lt $end ]; do
+                                case $((k % 3)) in
+                                0) (cd "$MNT" && find tree inc -type f -print0 | xargs -0 b3sum) | sort -k2 | cmp -s - "$TMP/want" || exit 2 ;;
+                                1) ls -lR "$MNT/inc" > /dev/null || exit 3 ;;
+                                2) for f in tree/hello.txt "tree/with space/same content.txt" inc/linux/fs.h; do
+                                           cmp -s "$MNT/$f" "$TMP/$f" || exit 4
+                                   done ;;
+                                esac
+                        done
+                ) &
+                pids+=($!)
+        done
+        peak=0
+        while kill -0 "$dropper" 2>/dev/null; do
+                r=$(awk '/RssAnon/ {print $2}' "/proc/$DAEMON_PID/status" 2>/dev/null || echo 0)
+                [ "${r:-0}" -gt "$peak" ] && peak=$r
+                sleep 1
+        done
+        for k in "${!pids[@]}"; do
+                wait "${pids[$k]}"
+                check_eq "stress reader $((k + 1))" "$?" 0
+        done
+        wait "$dropper"
+        echo "daemon anonymous RSS peak: $peak KiB" >&2
+        check "memory stayed bounded (peak $peak KiB)" test "$peak" -lt 200000
+        check "the daemon survived" kill -0 "$DAEMON_PID"
+        ;;
 *)
         fail "unknown case $case_name"
         ;;
