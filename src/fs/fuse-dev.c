@@ -104,6 +104,7 @@ int cas_fuse_mount(cas_store *store, const cas_engine_options *eo, const cas_fus
         char *argv[] = {"casfs", "-o", opts, NULL};
         struct fuse_args args = FUSE_ARGS_INIT(3, argv);
         f->se = fuse_session_new(&args, &no_ops, sizeof(no_ops), NULL);
+        fuse_opt_free_args(&args); /* libfuse may have added to them */
         if (!f->se) {
                 set_error(ret_error, "cannot set up a FUSE session");
                 cas_fuse_free(f);
