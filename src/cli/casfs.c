@@ -77,6 +77,47 @@ int cli_parse_uid_gid(const char *s, unsigned *ret_uid, unsigned *ret_gid)
         return 0;
 }
 
+int cli_parse_number(const char *cmd, const char *option, const char *s, unsigned min, unsigned max,
+                     unsigned *ret)
+{
+        char *end;
+        errno = 0;
+        long n = strtol(s, &end, 10);
+        if (errno || end == s || *end || n < (long)min || n > (long)max) {
+                log_error("%s: --%s takes a number from %u to %u", cmd, option, min, max);
+                return -EINVAL;
+        }
+        *ret = (unsigned)n;
+        return 0;
+}
+
+int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_options *eo)
+{
+        unsigned u, g;
+
+        switch (c) {
+        case 'L':
+                eo->list_root = true;
+                return 1;
+        case 'U':
+                if (cli_parse_uid_gid(arg, &u, &g) < 0) {
+                        log_error("%s: --uid-gid takes U:G, two numbers", cmd);
+                        return -EINVAL;
+                }
+                eo->set_owner = true;
+                eo->uid = u;
+                eo->gid = g;
+                return 1;
+        case 'X':
+                eo->xattr = true;
+                return 1;
+        case 'N':
+                eo->verify = false;
+                return 1;
+        }
+        return 0;
+}
+
 static const struct {
         const char *name;
         int (*run)(int argc, char **argv);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "engine.h"
 #include "store.h"
 
 #define EXIT_USAGE 2
@@ -34,3 +35,13 @@ int cmd_virtiofs(int argc, char **argv);
 
 /* Parses "U:G" (numbers). -EINVAL when malformed. */
 int cli_parse_uid_gid(const char *s, unsigned *ret_uid, unsigned *ret_gid);
+
+/* Parses a whole number from min to max for `cmd --option`; says so and
+ * returns -EINVAL when it is not one. */
+int cli_parse_number(const char *cmd, const char *option, const char *s, unsigned min, unsigned max,
+                     unsigned *ret);
+
+/* The options mount and virtiofs share, by their getopt codes: 'L' --list-root,
+ * 'U' --uid-gid, 'X' --xattr, 'N' --no-verify. 1 when c was one (applied to
+ * eo), 0 when it was not, -EINVAL (said) when its argument is bad. */
+int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_options *eo);

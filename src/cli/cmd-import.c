@@ -132,16 +132,10 @@ int cmd_import(int argc, char **argv)
                 case 'S':
                         o.skip_special = true;
                         break;
-                case 'j': {
-                        char *end;
-                        long n = strtol(optarg, &end, 10);
-                        if (*end || n < 1 || n > 64) {
-                                log_error("import: --threads takes a number from 1 to 64");
+                case 'j':
+                        if (cli_parse_number("import", "threads", optarg, 1, 64, &o.threads) < 0)
                                 return EXIT_USAGE;
-                        }
-                        o.threads = (unsigned)n;
                         break;
-                }
                 case 'C':
                         o.no_cache = true;
                         break;

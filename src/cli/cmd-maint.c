@@ -268,11 +268,8 @@ int cmd_fsck(int argc, char **argv)
                         verbose = true;
                         break;
                 case 'j':
-                        n_threads = (unsigned)atoi(optarg);
-                        if (n_threads < 1 || n_threads > 64) {
-                                log_error("fsck: --threads takes a number from 1 to 64");
+                        if (cli_parse_number("fsck", "threads", optarg, 1, 64, &n_threads) < 0)
                                 return EXIT_USAGE;
-                        }
                         break;
                 case 'h':
                         printf("Usage: casfs [--store PATH] fsck [--verbose] [--threads N]\n\n"

@@ -81,43 +81,22 @@ int cmd_mount(int argc, char **argv)
         bool foreground = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "j:fh", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "j:fh", options, NULL)) >= 0) {
+                r = cli_engine_option("mount", c, optarg, &eo);
+                if (r < 0)
+                        return EXIT_USAGE;
+                if (r > 0)
+                        continue;
                 switch (c) {
-                case 'L':
-                        eo.list_root = true;
-                        break;
-                case 'j': {
-                        char *end;
-                        long n = strtol(optarg, &end, 10);
-                        if (*end || n < 1 || n > 64) {
-                                log_error("mount: --threads takes a number from 1 to 64");
+                case 'j':
+                        if (cli_parse_number("mount", "threads", optarg, 1, 64, &fo.threads) < 0)
                                 return EXIT_USAGE;
-                        }
-                        fo.threads = (unsigned)n;
                         break;
-                }
                 case 'A':
                         fo.allow_other = true;
                         break;
-                case 'U': {
-                        unsigned u, g;
-                        if (cli_parse_uid_gid(optarg, &u, &g) < 0) {
-                                log_error("mount: --uid-gid takes U:G, two numbers");
-                                return EXIT_USAGE;
-                        }
-                        eo.set_owner = true;
-                        eo.uid = u;
-                        eo.gid = g;
-                        break;
-                }
-                case 'X':
-                        eo.xattr = true;
-                        break;
                 case 'f':
                         foreground = true;
-                        break;
-                case 'N':
-                        eo.verify = false;
                         break;
                 case 'h':
                         mount_help(stdout);
@@ -126,6 +105,7 @@ int cmd_mount(int argc, char **argv)
                         fprintf(stderr, "Try 'casfs mount --help'.\n");
                         return EXIT_USAGE;
                 }
+        }
         if (argc - optind != 1) {
                 log_error("mount: takes one MOUNTPOINT; try 'casfs mount --help'");
                 return EXIT_USAGE;

@@ -51,45 +51,23 @@ int cmd_virtiofs(int argc, char **argv)
         unsigned threads = 1, queues = 8;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "j:h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "j:h", options, NULL)) >= 0) {
+                r = cli_engine_option("virtiofs", c, optarg, &eo);
+                if (r < 0)
+                        return EXIT_USAGE;
+                if (r > 0)
+                        continue;
                 switch (c) {
                 case 'S':
                         socket_path = optarg;
                         break;
-                case 'L':
-                        eo.list_root = true;
-                        break;
-                case 'U': {
-                        unsigned u, g;
-                        if (cli_parse_uid_gid(optarg, &u, &g) < 0) {
-                                log_error("virtiofs: --uid-gid takes U:G, two numbers");
-                                return EXIT_USAGE;
-                        }
-                        eo.set_owner = true;
-                        eo.uid = u;
-                        eo.gid = g;
-                        break;
-                }
-                case 'X':
-                        eo.xattr = true;
-                        break;
                 case 'j':
-                case 'Q': {
-                        char *end;
-                        long n = strtol(optarg, &end, 10);
-                        if (*end || n < 1 || n > (c == 'j' ? 16 : CAS_VHOST_QUEUES_MAX - 1)) {
-                                log_error("virtiofs: --%s takes a number from 1 to %d", c == 'j' ? "threads" : "queues",
-                                          c == 'j' ? 16 : CAS_VHOST_QUEUES_MAX - 1);
+                        if (cli_parse_number("virtiofs", "threads", optarg, 1, 16, &threads) < 0)
                                 return EXIT_USAGE;
-                        }
-                        if (c == 'j')
-                                threads = (unsigned)n;
-                        else
-                                queues = (unsigned)n;
                         break;
-                }
-                case 'N':
-                        eo.verify = false;
+                case 'Q':
+                        if (cli_parse_number("virtiofs", "queues", optarg, 1, CAS_VHOST_QUEUES_MAX - 1, &queues) < 0)
+                                return EXIT_USAGE;
                         break;
                 case 'h':
                         virtiofs_help(stdout);
@@ -98,6 +76,7 @@ int cmd_virtiofs(int argc, char **argv)
                         fprintf(stderr, "Try 'casfs virtiofs --help'.\n");
                         return EXIT_USAGE;
                 }
+        }
         if (!socket_path || optind != argc) {
                 log_error("virtiofs: needs --socket PATH and nothing else; try 'casfs virtiofs --help'");
                 return EXIT_USAGE;

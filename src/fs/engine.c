@@ -587,6 +587,39 @@ static int do_read(req *r, cas_inode *i)
         return 0;
 }
 
+/* ---- directory listings ---- */
+
+static size_t dirent_size(bool plus, size_t name_len)
+{
+        return FUSE_DIRENT_ALIGN((plus ? sizeof(struct fuse_entry_out) : 0) + FUSE_NAME_OFFSET + name_len);
+}
+
+static uint32_t dirent_type(uint8_t type)
+{
+        return type == CAS_NODE_FILE ? DT_REG : type == CAS_NODE_SYMLINK ? DT_LNK : DT_DIR;
+}
+
+/* Appends one entry at *pos (its entry_out first for READDIRPLUS; eo NULL:
+ * an entry the kernel should not take a reference for, such as "."). */
+static void put_dirent(req *r, size_t *pos, bool plus, const struct fuse_entry_out *eo, uint64_t ino,
+                       uint64_t off, const char *name, size_t name_len, uint32_t type)
+{
+        uint8_t buf[sizeof(struct fuse_entry_out) + FUSE_NAME_OFFSET + CAS_NAME_MAX + 8];
+        size_t padded = dirent_size(plus, name_len);
+        struct fuse_dirent *de = (void *)(buf + (plus ? sizeof(*eo) : 0));
+
+        memset(buf, 0, padded);
+        if (plus && eo)
+                memcpy(buf, eo, sizeof(*eo));
+        de->ino = ino;
+        de->off = off + 1;
+        de->namelen = (uint32_t)name_len;
+        de->type = type;
+        memcpy(de->name, name, name_len);
+        out_put(r->out, r->out_cnt, *pos, buf, padded);
+        *pos += padded;
+}
+
 /* Emits directory entries from offset on; plus: READDIRPLUS. */
 static int do_readdir_common(req *r, cas_inode *i, bool plus)
 {
@@ -612,47 +645,23 @@ static int do_readdir_common(req *r, cas_inode *i, bool plus)
         /* offsets: 0 "." 1 ".." then 2 + k for the k-th entry in name order */
         uint64_t off;
         for (off = in->offset; off < 2 + d->n_nodes; off++) {
-                const char *name;
-                size_t name_len;
-                uint32_t type;
+                const cas_node *n = off >= 2 ? &d->nodes[order[off - 2]] : NULL;
+                const char *name = n ? n->name : off == 0 ? "." : "..";
+                size_t name_len = n ? n->name_len : off + 1;
                 cas_inode *c = NULL;
-                struct fuse_entry_out eo = {0};
+                struct fuse_entry_out eo;
 
-                if (off < 2) {
-                        name = off == 0 ? "." : "..";
-                        name_len = off + 1;
-                        type = DT_DIR;
-                } else {
-                        const cas_node *n = &d->nodes[order[off - 2]];
-                        name = n->name;
-                        name_len = n->name_len;
-                        type = n->type == CAS_NODE_DIRECTORY ? DT_DIR : n->type == CAS_NODE_FILE ? DT_REG : DT_LNK;
-                }
-                size_t entlen = (plus ? sizeof(struct fuse_entry_out) : 0) + FUSE_NAME_OFFSET + name_len;
-                size_t padded = FUSE_DIRENT_ALIGN(entlen);
-                if (pos + padded > cap)
+                if (pos + dirent_size(plus, name_len) > cap)
                         break;
-                if (off >= 2 && plus) {
-                        k = cas_inodes_lookup(e->inodes, &d->nodes[order[off - 2]], &c);
+                if (n && plus) {
+                        k = cas_inodes_lookup(e->inodes, n, &c);
                         if (k < 0)
                                 break;
                         fill_entry(e, c, &eo);
                 }
-                uint8_t buf[sizeof(struct fuse_entry_out) + FUSE_NAME_OFFSET + CAS_NAME_MAX + 8];
-                memset(buf, 0, padded);
-                struct fuse_dirent *de = (void *)(buf + (plus ? sizeof(eo) : 0));
-                if (plus)
-                        memcpy(buf, &eo, sizeof(eo));
-                de->ino = c ? c->ino : (off == 0 ? i->ino : CAS_ROOT_INO);
-                de->off = off + 1;
-                de->namelen = (uint32_t)name_len;
-                de->type = type;
-                memcpy(de->name, name, name_len);
-                if (c)
-                        cas_inode_unref(e->inodes, c);
-                if (!out_put(r->out, r->out_cnt, pos, buf, padded))
-                        break;
-                pos += padded;
+                put_dirent(r, &pos, plus, c ? &eo : NULL, c ? c->ino : (off == 0 ? i->ino : CAS_ROOT_INO), off,
+                           name, name_len, dirent_type(n ? n->type : CAS_NODE_DIRECTORY));
+                cas_inode_unref(e->inodes, c);
         }
         /* with READDIRPLUS the kernel now holds an entry for every child and
          * will not look them up: the decoded directory is no longer needed */
@@ -687,9 +696,7 @@ static int top_list_cb(const cas_node *n, void *userdata)
 
         if (off < t->from)
                 return 0;
-        size_t entlen = (t->plus ? sizeof(eo) : 0) + FUSE_NAME_OFFSET + n->name_len;
-        size_t padded = FUSE_DIRENT_ALIGN(entlen);
-        if (t->pos + padded > t->cap) {
+        if (t->pos + dirent_size(t->plus, n->name_len) > t->cap) {
                 t->full = true;
                 return 1;
         }
@@ -699,20 +706,9 @@ static int top_list_cb(const cas_node *n, void *userdata)
                 fill_entry(e, c, &eo);
                 top_remember(e, n->name, c);
         }
-        uint8_t buf[sizeof(struct fuse_entry_out) + FUSE_NAME_OFFSET + CAS_NAME_MAX + 8];
-        memset(buf, 0, padded);
-        struct fuse_dirent *de = (void *)(buf + (t->plus ? sizeof(eo) : 0));
-        if (t->plus)
-                memcpy(buf, &eo, sizeof(eo));
-        de->ino = c ? c->ino : 0xffffffffull;
-        de->off = off + 1;
-        de->namelen = n->name_len;
-        de->type = n->type == CAS_NODE_DIRECTORY ? DT_DIR : n->type == CAS_NODE_FILE ? DT_REG : DT_LNK;
-        memcpy(de->name, n->name, n->name_len);
-        if (c)
-                cas_inode_unref(e->inodes, c);
-        out_put(r->out, r->out_cnt, t->pos, buf, padded);
-        t->pos += padded;
+        put_dirent(r, &t->pos, t->plus, c ? &eo : NULL, c ? c->ino : 0xffffffffull, off, n->name, n->name_len,
+                   dirent_type(n->type));
+        cas_inode_unref(e->inodes, c);
         return 0;
 }
 
@@ -723,19 +719,9 @@ static int do_readdir_top(req *r, bool plus)
 
         t.cap = MIN((size_t)in->size + t.pos, out_capacity(r));
         for (uint64_t off = in->offset; off < 2; off++) {
-                uint8_t buf[sizeof(struct fuse_entry_out) + FUSE_NAME_OFFSET + 8] = {0};
-                size_t entlen = (plus ? sizeof(struct fuse_entry_out) : 0) + FUSE_NAME_OFFSET + off + 1;
-                size_t padded = FUSE_DIRENT_ALIGN(entlen);
-                if (t.pos + padded > t.cap)
+                if (t.pos + dirent_size(plus, off + 1) > t.cap)
                         break;
-                struct fuse_dirent *de = (void *)(buf + (plus ? sizeof(struct fuse_entry_out) : 0));
-                de->ino = CAS_ROOT_INO;
-                de->off = off + 1;
-                de->namelen = (uint32_t)off + 1;
-                de->type = DT_DIR;
-                memcpy(de->name, "..", off + 1);
-                out_put(r->out, r->out_cnt, t.pos, buf, padded);
-                t.pos += padded;
+                put_dirent(r, &t.pos, plus, NULL, CAS_ROOT_INO, off, "..", off + 1, DT_DIR);
         }
         int k = cas_metastore_foreach_root(r->e->store->meta, top_list_cb, &t);
         if (k < 0)
