@@ -31,6 +31,7 @@ struct cas_engine {
         _Atomic bool initialized;
         bool no_open; /* the kernel supports opens without a round trip */
 
+        pthread_mutex_t verify_locks[16]; /* one thread hashes a blob while others wait for its verdict */
         pthread_mutex_t top_lock; /* protects top_names, n_top, roots_generation */
         struct top_name {
                 char *name;
@@ -472,7 +473,7 @@ static _Thread_local struct {
  * blob is served before that. (Reads later trust the check; a finer,
  * per-range verification with a BLAKE3 outboard would also catch a file
  * changed on disk after its first read.) */
-static int verify_blob(cas_blob_reader *rd, cas_inode *i)
+static int verify_blob_locked(cas_blob_reader *rd, cas_inode *i)
 {
         uint8_t v = atomic_load(&i->verified);
         cas_hasher h;
@@ -497,6 +498,19 @@ static int verify_blob(cas_blob_reader *rd, cas_inode *i)
         v = cas_digest_eq(&got, &i->digest) ? 1 : 2;
         atomic_store(&i->verified, v);
         return v == 1 ? 0 : -EBADMSG;
+}
+
+static int verify_blob(cas_engine *e, cas_blob_reader *rd, cas_inode *i)
+{
+        uint8_t v = atomic_load(&i->verified);
+        if (v)
+                return v == 1 ? 0 : -EBADMSG;
+        /* the kernel reads ahead with several requests at once: hash once */
+        pthread_mutex_t *lock = &e->verify_locks[((uintptr_t)i >> 6) % ELEMENTSOF(e->verify_locks)];
+        pthread_mutex_lock(lock);
+        int r = verify_blob_locked(rd, i);
+        pthread_mutex_unlock(lock);
+        return r;
 }
 
 static int open_blob(cas_engine *e, const cas_inode *i, cas_blob_reader **ret)
@@ -554,7 +568,7 @@ static int do_read(req *r, cas_inode *i)
                         return reply_err(r, EIO);
                 }
                 if (e->opts.verify) {
-                        k = verify_blob(rd, i);
+                        k = verify_blob(e, rd, i);
                         if (k < 0) {
                                 blob_error(i, k == -EBADMSG ? "corrupt: its bytes do not match the digest" : strerror(-k));
                                 return reply_err(r, EIO);
@@ -999,6 +1013,8 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
                 e->transport = *transport;
         e->max_pages = opts->max_pages ? opts->max_pages : DEFAULT_MAX_PAGES;
         pthread_mutex_init(&e->top_lock, NULL);
+        for (size_t n = 0; n < ELEMENTSOF(e->verify_locks); n++)
+                pthread_mutex_init(&e->verify_locks[n], NULL);
         k = cas_inodes_new(&e->inodes);
         if (k < 0) {
                 free(e);
@@ -1018,6 +1034,8 @@ cas_engine *cas_engine_free(cas_engine *e)
         free(e->top_names);
         cas_inodes_free(e->inodes);
         pthread_mutex_destroy(&e->top_lock);
+        for (size_t n = 0; n < ELEMENTSOF(e->verify_locks); n++)
+                pthread_mutex_destroy(&e->verify_locks[n]);
         free(e);
         return NULL;
 }
