@@ -49,7 +49,9 @@ timed() {
         local name=$1 out
         shift
         drop
-        out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
+        /usr/bin/time -f '%e %M' -o "$scratch/time.out" "$@" >/dev/null 2>&1 ||
+                echo "warning: '$name' failed" >&2
+        out=$(tail -n 1 "$scratch/time.out")
         secs[$name]+="${out% *} "
         rss[$name]=${out#* }
 }
