@@ -4,6 +4,7 @@
 # mount, side by side in one run. Prints medians and ratios to native.
 #
 #   bench/bench-mount.sh [--corpus DIR] [--scratch DIR] [--runs N] [--unpinned] [--casfs PATH]
+#                        [--only 'native casfs ...']
 #
 # Default corpus: a copy of /usr/share and /usr/lib made under the scratch
 # folder. Pinned (the default) runs every daemon and measured command on CPU 0,
@@ -18,6 +19,7 @@ scratch=/var/tmp/casfs-bench
 runs=3
 pin=(taskset -c 0)
 casfs=$repo/build/src/cli/casfs
+only=
 while [ $# -gt 0 ]; do
         case $1 in
         --corpus) corpus=$2; shift 2 ;;
@@ -25,7 +27,8 @@ while [ $# -gt 0 ]; do
         --runs) runs=$2; shift 2 ;;
         --unpinned) pin=(); shift ;;
         --casfs) casfs=$2; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --only) only=$2; shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
         esac
 done
@@ -104,6 +107,9 @@ systems=(native)
 command -v squashfuse_ll >/dev/null && [ -f "$img" ] && systems+=(squashfuse_ll)
 command -v squashfuse >/dev/null && [ -f "$img" ] && systems+=(squashfuse)
 systems+=(casfs)
+if [ -n "$only" ]; then
+        read -r -a systems <<<"$only"
+fi
 declare -A res
 rss_idle=- rss_walk=- rss_drop=- inodes=-
 
@@ -113,6 +119,7 @@ for run in $(seq 1 "$runs"); do
                 mount_sys "$s"; drop
                 [ "$s" = casfs ] && [ "$run" = 1 ] && rss_idle=$(awk '/VmRSS/ {print $2}' "/proc/$daemon/status")
                 res[$s,cold_walk,$run]=$(timed walk)
+                walk >/dev/null 2>&1 || true   # warm-up right before: pages idle for a minute get evicted here
                 res[$s,warm_walk,$run]=$(timed walk)
                 if [ "$s" = casfs ] && [ "$run" = 1 ]; then
                         rss_walk=$(awk '/VmRSS/ {print $2}' "/proc/$daemon/status")
@@ -122,6 +129,7 @@ for run in $(seq 1 "$runs"); do
                 fi
                 mount_sys "$s"; drop
                 res[$s,cold_read,$run]=$(timed readall)
+                readall >/dev/null 2>&1 || true
                 res[$s,warm_read,$run]=$(timed readall)
         done
 done
