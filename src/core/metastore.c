@@ -2,6 +2,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "digestmap.h"
@@ -34,6 +35,7 @@ typedef struct metastore_ops {
                              size_t n);
         int (*statcache_prune)(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
                                void *userdata);
+        void (*release_memory)(cas_metastore *ms);
         void (*free)(cas_metastore *ms);
 } metastore_ops;
 
@@ -422,6 +424,12 @@ int cas_metastore_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_d
         return ms->ops->statcache_prune(ms, is_dead, userdata);
 }
 
+void cas_metastore_release_memory(cas_metastore *ms)
+{
+        if (ms->ops->release_memory)
+                ms->ops->release_memory(ms);
+}
+
 /* ---- LMDB ---- */
 
 typedef struct lmdb_metastore {
@@ -740,6 +748,18 @@ static int lmdb_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_dig
         return mdb_errno(mdb_txn_commit(txn));
 }
 
+static void lmdb_release_memory(cas_metastore *ms)
+{
+        lmdb_metastore *m = (lmdb_metastore *)ms;
+        MDB_envinfo info;
+        MDB_stat st;
+
+        /* the map is read-only and shared (no MDB_WRITEMAP): dropping our page
+         * table entries loses nothing, readers fault the pages back in */
+        if (mdb_env_info(m->env, &info) == 0 && mdb_env_stat(m->env, &st) == 0 && info.me_mapaddr)
+                (void)madvise(info.me_mapaddr, (size_t)(info.me_last_pgno + 1) * st.ms_psize, MADV_DONTNEED);
+}
+
 static void lmdb_free(cas_metastore *ms)
 {
         lmdb_metastore *m = (lmdb_metastore *)ms;
@@ -761,6 +781,7 @@ static const metastore_ops lmdb_ops = {
         .statcache_get = lmdb_statcache_get,
         .statcache_put = lmdb_statcache_put,
         .statcache_prune = lmdb_statcache_prune,
+        .release_memory = lmdb_release_memory,
         .free = lmdb_free,
 };
 

@@ -65,6 +65,11 @@ int cas_metastore_foreach_root(cas_metastore *ms, cas_root_cb cb, void *userdata
 /* A number that changes whenever the root registry changes (for mounts). */
 int cas_metastore_roots_generation(cas_metastore *ms, uint64_t *ret);
 
+/* Drops this process's mappings of metadata pages (they stay in the page
+ * cache and come back on the next read): for a long-running reader whose
+ * resident size should follow what it still uses. */
+void cas_metastore_release_memory(cas_metastore *ms);
+
 /* --- the import cache: (device, inode, size, mtime, ctime) -> blob digest --- */
 
 typedef struct cas_stat_key {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fuse.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -987,6 +988,12 @@ ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt, con
         if (k < 0)
                 return k;
         return (ssize_t)r->written;
+}
+
+void cas_engine_release_memory(cas_engine *e)
+{
+        malloc_trim(0);
+        cas_metastore_release_memory(e->store->meta);
 }
 
 uint64_t cas_engine_inode_count(cas_engine *e)

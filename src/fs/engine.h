@@ -48,6 +48,10 @@ cas_engine *cas_engine_free(cas_engine *e);
 ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt,
                           const struct iovec *out, int out_cnt);
 
+/* Gives memory back after the kernel forgot much: the heap's free pages and
+ * the store's mapped metadata pages. */
+void cas_engine_release_memory(cas_engine *e);
+
 /* How many inodes the kernel holds (or requests use) now. */
 uint64_t cas_engine_inode_count(cas_engine *e);
 

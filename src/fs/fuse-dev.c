@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <malloc.h>
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -169,7 +169,7 @@ int cas_fuse_wait(cas_fuse *f, const sigset_t *signals)
                 /* after the kernel forgot many inodes, give their memory back */
                 peak = MAX(peak, live);
                 if (live + 1000 < peak) {
-                        malloc_trim(0);
+                        cas_engine_release_memory(f->engine);
                         peak = live;
                 }
                 if (sig == SIGUSR1) {
