@@ -67,7 +67,7 @@ for s in virtiofsd casfs; do
         line=$(printf '%-10s' "$s")
         for m in cold_walk warm_walk cold_read warm_read; do
                 v=$(median "${res[$s,$m]}"); base=$(median "${res[virtiofsd,$m]}")
-                line+=$(printf ' %8.2f (%5.2f)' "$v" "$(awk -v v="$v" -v b="$base" 'BEGIN {print b > 0 ? v / b : 0}')")
+                line+=$(printf ' %8.2f (%5.2f)' "$v" "$(awk -v v="$v" -v b="$base" 'BEGIN {print (b > 0 ? v / b : 0)}')")
         done
         echo "$line"
 done
