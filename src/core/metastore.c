@@ -798,8 +798,10 @@ int cas_metastore_open_lmdb(const char *path, bool readonly, cas_metastore **ret
         rc = mdb_env_create(&m->env);
         if (rc)
                 goto fail;
-        /* The map is reserved address space, not disk: make it large. */
-        rc = mdb_env_set_mapsize(m->env, (size_t)1 << (sizeof(size_t) >= 8 ? 40 : 30));
+        /* The map is reserved address space, not disk. 16 GiB of metadata is
+         * some hundred million directories; more address space than that
+         * trips tools that track every mapping (valgrind refuses 1 TiB). */
+        rc = mdb_env_set_mapsize(m->env, (size_t)1 << (sizeof(size_t) >= 8 ? 34 : 30));
         if (rc)
                 goto fail;
         rc = mdb_env_set_maxdbs(m->env, 8);
