@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "digestmap.h"
 #include "macro.h"
+#include "outboard.h"
 
 /* Commands that change or check the store as a whole: rm, fsck, gc. */
 
@@ -138,7 +139,7 @@ static void reach_done(reach *rc)
 typedef struct blob_list {
         cas_digest *d;
         uint64_t *size;
-        uint8_t *state; /* fsck: 0 ok, 1 corrupt, 2 unreadable */
+        uint8_t *state; /* fsck: 0 ok, 1 corrupt, 2 unreadable, 3 blob fine but its outboard corrupt */
         size_t n, alloc;
         _Atomic size_t next;
         cas_store *store;
@@ -185,8 +186,9 @@ static void *rehash_worker(void *userdata)
                 if (i >= l->n)
                         break;
                 cas_blob_reader *rd = NULL;
-                cas_hasher h;
+                cas_tree_hasher h;
                 cas_digest got;
+                _cleanup_free_ uint8_t *outboard = NULL, *stored = NULL;
                 if (!buf || cas_blobstore_open(l->store->blobs, &l->d[i], &rd) < 0) {
                         l->state[i] = 2;
                         continue;
@@ -194,7 +196,7 @@ static void *rehash_worker(void *userdata)
                 int fd = cas_blob_reader_fd(rd);
                 if (fd >= 0)
                         (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-                cas_hasher_init(&h);
+                cas_tree_hasher_init(&h);
                 uint64_t size = cas_blob_reader_size(rd);
                 l->size[i] = size;
                 for (uint64_t off = 0; off < size;) {
@@ -203,16 +205,28 @@ static void *rehash_worker(void *userdata)
                                 l->state[i] = 2;
                                 break;
                         }
-                        cas_hasher_update(&h, buf, (size_t)n);
+                        if (cas_tree_hasher_update(&h, buf, (size_t)n) < 0) {
+                                l->state[i] = 2;
+                                break;
+                        }
                         off += (uint64_t)n;
                 }
                 cas_blob_reader_free(rd);
                 atomic_fetch_add(&l->bytes, size);
+                /* the outboard comes with the hash: a stored one must equal it */
+                if (!l->state[i] && cas_tree_hasher_final(&h, &got, &outboard) < 0)
+                        l->state[i] = 2;
+                cas_tree_hasher_done(&h);
                 if (l->state[i])
                         continue;
-                cas_hasher_final(&h, &got);
                 if (!cas_digest_eq(&got, &l->d[i]))
                         l->state[i] = 1;
+                else if (outboard) {
+                        int k = cas_blobstore_get_outboard(l->store->blobs, &l->d[i], size, &stored);
+                        if (k == -EBADMSG ||
+                            (k >= 0 && memcmp(stored, outboard, (size_t)cas_outboard_size(size)) != 0))
+                                l->state[i] = 3; /* a missing one is no damage: reads check the blob whole */
+                }
         }
         return NULL;
 }
@@ -273,8 +287,9 @@ int cmd_fsck(int argc, char **argv)
                         break;
                 case 'h':
                         printf("Usage: casfs [--store PATH] fsck [--verbose] [--threads N]\n\n"
-                               "Re-hashes every blob, re-validates every directory and walks every\n"
-                               "root's closure. Prints one line per problem ('corrupt blob D',\n"
+                               "Re-hashes every blob (and compares a large blob's outboard with the\n"
+                               "hash), re-validates every directory and walks every root's closure.\n"
+                               "Prints one line per problem ('corrupt blob D', 'corrupt outboard D',\n"
                                "'missing directory D (root NAME)', ...) and a summary; exit status 1\n"
                                "when there is any. Unreferenced objects (left by an interrupted import,\n"
                                "removed by 'casfs gc') are counted, not errors; --verbose lists them.\n");
@@ -314,9 +329,12 @@ int cmd_fsck(int argc, char **argv)
                         printf("corrupt blob %s\n", cas_digest_to_text(&blobs.d[i], text));
                 else if (blobs.state[i] == 2)
                         printf("unreadable blob %s\n", cas_digest_to_text(&blobs.d[i], text));
+                else if (blobs.state[i] == 3)
+                        printf("corrupt outboard %s\n", cas_digest_to_text(&blobs.d[i], text));
                 if (blobs.state[i])
                         rc.problems++;
-                (void)cas_digest_map_put(&blob_state, &blobs.d[i], (uint64_t)blobs.state[i] << 62 | blobs.size[i]);
+                uint64_t st = blobs.state[i] == 3 ? 0 : blobs.state[i];
+                (void)cas_digest_map_put(&blob_state, &blobs.d[i], st << 62 | blobs.size[i]);
         }
 
         /* 2: every directory record (decoding checks hash, encoding, validity) */

@@ -11,6 +11,7 @@
 #include "blobstore.h"
 #include "digestmap.h"
 #include "macro.h"
+#include "outboard.h"
 
 /* Blobs up to this size are collected in memory before anything is written:
  * their digest is known before the first write, so content already in the
@@ -29,6 +30,10 @@ typedef struct blobstore_ops {
         int (*sync)(cas_blobstore *bs);
         int (*foreach)(cas_blobstore *bs, cas_blob_cb cb, void *userdata);
         int (*remove)(cas_blobstore *bs, const cas_digest *d);
+        /* Stores a blob's outboard (the blob is there already); keeps one already there. */
+        int (*put_outboard)(cas_blobstore *bs, const cas_digest *d, const uint8_t *ob, size_t n);
+        /* Reads a blob's outboard of exactly n bytes: -ENOENT without one, -EBADMSG when its size is off. */
+        int (*get_outboard)(cas_blobstore *bs, const cas_digest *d, uint8_t *ob, size_t n);
         void (*free)(cas_blobstore *bs);
 } blobstore_ops;
 
@@ -45,7 +50,7 @@ struct cas_blob_reader {
 
 struct cas_blob_writer {
         cas_blobstore *bs;
-        cas_hasher hasher;
+        cas_tree_hasher hasher; /* the digest and, for a large blob, its outboard */
         uint64_t size;
         int fd; /* the spill file, once the blob outgrew INLINE_MAX */
         uint8_t *buf;
@@ -118,7 +123,7 @@ int cas_blobstore_writer_new(cas_blobstore *bs, cas_blob_writer **ret)
         }
         w->bs = bs;
         w->fd = -1;
-        cas_hasher_init(&w->hasher);
+        cas_tree_hasher_init(&w->hasher);
         *ret = w;
         return 0;
 }
@@ -127,6 +132,7 @@ cas_blob_writer *cas_blob_writer_abort(cas_blob_writer *w)
 {
         if (w) {
                 safe_close(w->fd); /* an O_TMPFILE file vanishes with its last descriptor */
+                cas_tree_hasher_done(&w->hasher);
                 free(w->buf);
                 free(w);
         }
@@ -150,7 +156,9 @@ int cas_blob_writer_write(cas_blob_writer *w, const void *data, size_t n)
 {
         int r;
 
-        cas_hasher_update(&w->hasher, data, n);
+        r = cas_tree_hasher_update(&w->hasher, data, n);
+        if (r < 0)
+                return r;
         w->size += n;
         if (w->fd < 0 && w->buf_len + n <= INLINE_MAX) {
                 memcpy(w->buf + w->buf_len, data, n);
@@ -173,14 +181,22 @@ int cas_blob_writer_write(cas_blob_writer *w, const void *data, size_t n)
 int cas_blob_writer_commit(cas_blob_writer *w, cas_digest *ret_digest, uint64_t *ret_size,
                            int *ret_existed)
 {
+        _cleanup_free_ uint8_t *outboard = NULL;
         cas_digest d;
         int existed = 0, r;
 
-        cas_hasher_final(&w->hasher, &d);
+        r = cas_tree_hasher_final(&w->hasher, &d, &outboard);
+        if (r < 0) {
+                cas_blob_writer_abort(w);
+                return r;
+        }
         if (w->fd < 0)
                 r = w->bs->ops->put_buffer(w->bs, &d, w->buf, w->buf_len, &existed);
         else
                 r = w->bs->ops->put_file(w->bs, &d, w->fd, w->size, &existed);
+        /* after the blob: an outboard never stands without its blob (gc removes it first) */
+        if (r >= 0 && outboard)
+                r = w->bs->ops->put_outboard(w->bs, &d, outboard, (size_t)cas_outboard_size(w->size));
         if (r >= 0) {
                 if (ret_digest)
                         *ret_digest = d;
@@ -224,18 +240,56 @@ int cas_blobstore_remove(cas_blobstore *bs, const cas_digest *d)
         return bs->ops->remove(bs, d);
 }
 
+int cas_blobstore_get_outboard(cas_blobstore *bs, const cas_digest *d, uint64_t size, uint8_t **ret)
+{
+        uint64_t n = cas_outboard_size(size);
+        uint8_t *ob;
+        int r;
+
+        if (n == 0 || n > SIZE_MAX)
+                return -ENOENT;
+        ob = malloc((size_t)n);
+        if (!ob)
+                return -ENOMEM;
+        r = bs->ops->get_outboard(bs, d, ob, (size_t)n);
+        if (r < 0) {
+                free(ob);
+                return r;
+        }
+        *ret = ob;
+        return 0;
+}
+
+int cas_blobstore_put_outboard(cas_blobstore *bs, const cas_digest *d, uint64_t size, const uint8_t *ob)
+{
+        uint64_t n = cas_outboard_size(size);
+        if (n == 0)
+                return -EINVAL;
+        return bs->ops->put_outboard(bs, d, ob, (size_t)n);
+}
+
 /* ---- local files: blobs/ab/cd/<hex> ---- */
 
-static void local_path(const cas_digest *d, char path[static 7 + 65])
+#define LOCAL_PATH_MAX (7 + 64 + 9 + 1)
+#define OUTBOARD_SUFFIX ".outboard"
+
+static void local_path(const cas_digest *d, char path[static LOCAL_PATH_MAX])
 {
         char hex[CAS_DIGEST_HEX_MAX];
         cas_digest_to_hex(d, hex);
-        snprintf(path, 7 + 65, "%.2s/%.2s/%s", hex, hex + 2, hex);
+        snprintf(path, LOCAL_PATH_MAX, "%.2s/%.2s/%s", hex, hex + 2, hex);
+}
+
+/* The outboard of a blob lives beside it: ab/cd/<hex>.outboard */
+static void local_outboard_path(const cas_digest *d, char path[static LOCAL_PATH_MAX])
+{
+        local_path(d, path);
+        strcat(path, OUTBOARD_SUFFIX);
 }
 
 int cas_blobstore_path(cas_blobstore *bs, const cas_digest *d, char **ret)
 {
-        char rel[7 + 65], proc[64], dir[4096];
+        char rel[LOCAL_PATH_MAX], proc[64], dir[4096];
         ssize_t n;
 
         if (bs->dir_fd < 0)
@@ -253,7 +307,7 @@ int cas_blobstore_path(cas_blobstore *bs, const cas_digest *d, char **ret)
 
 static int local_stat(cas_blobstore *bs, const cas_digest *d, uint64_t *ret_size)
 {
-        char path[7 + 65];
+        char path[LOCAL_PATH_MAX];
         struct stat st;
 
         local_path(d, path);
@@ -268,7 +322,7 @@ static int local_stat(cas_blobstore *bs, const cas_digest *d, uint64_t *ret_size
 
 static int local_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
 {
-        char path[7 + 65];
+        char path[LOCAL_PATH_MAX];
         struct stat st;
         _cleanup_close_ int fd = -1;
         cas_blob_reader *r;
@@ -342,7 +396,7 @@ static int local_link(cas_blobstore *bs, int fd, const char *path)
 static int local_put_file(cas_blobstore *bs, const cas_digest *d, int fd, uint64_t size,
                           int *ret_existed)
 {
-        char path[7 + 65];
+        char path[LOCAL_PATH_MAX];
         int r;
 
         local_path(d, path);
@@ -358,7 +412,7 @@ static int local_put_file(cas_blobstore *bs, const cas_digest *d, int fd, uint64
 static int local_put_buffer(cas_blobstore *bs, const cas_digest *d, const void *buf, size_t n,
                             int *ret_existed)
 {
-        char path[7 + 65];
+        char path[LOCAL_PATH_MAX];
         _cleanup_close_ int fd = -1;
         int r;
 
@@ -441,10 +495,53 @@ static int local_foreach(cas_blobstore *bs, cas_blob_cb cb, void *userdata)
 
 static int local_remove(cas_blobstore *bs, const cas_digest *d)
 {
-        char path[7 + 65];
+        char path[LOCAL_PATH_MAX];
 
+        /* the outboard first: none is ever left without its blob */
+        local_outboard_path(d, path);
+        if (unlinkat(bs->dir_fd, path, 0) < 0 && errno != ENOENT)
+                return -errno;
         local_path(d, path);
         return unlinkat(bs->dir_fd, path, 0) < 0 ? -errno : 0;
+}
+
+static int local_put_outboard(cas_blobstore *bs, const cas_digest *d, const uint8_t *ob, size_t n)
+{
+        char path[LOCAL_PATH_MAX];
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        local_outboard_path(d, path);
+        r = local_existing(bs, path, n);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        fd = open_spill(bs);
+        if (fd < 0)
+                return fd;
+        r = cas_loop_write(fd, ob, n);
+        if (r < 0)
+                return r;
+        return local_link(bs, fd, path);
+}
+
+static int local_get_outboard(cas_blobstore *bs, const cas_digest *d, uint8_t *ob, size_t n)
+{
+        char path[LOCAL_PATH_MAX];
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        local_outboard_path(d, path);
+        fd = openat(bs->dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != n)
+                return -EBADMSG;
+        ssize_t k = cas_loop_pread(fd, ob, n, 0);
+        if (k < 0)
+                return (int)k;
+        return (size_t)k == n ? 0 : -EBADMSG;
 }
 
 static void local_free(cas_blobstore *bs)
@@ -461,6 +558,8 @@ static const blobstore_ops local_ops = {
         .sync = local_sync,
         .foreach = local_foreach,
         .remove = local_remove,
+        .put_outboard = local_put_outboard,
+        .get_outboard = local_get_outboard,
         .free = local_free,
 };
 
@@ -537,6 +636,7 @@ typedef struct memory_blobstore {
                 cas_digest d;
                 uint8_t *data;
                 size_t size;
+                uint8_t *outboard;
                 bool removed;
         } *blobs;
         size_t n_blobs;
@@ -618,6 +718,7 @@ static int memory_put_buffer(cas_blobstore *bs, const cas_digest *d, const void 
         m->blobs[m->n_blobs].d = *d;
         m->blobs[m->n_blobs].data = copy;
         m->blobs[m->n_blobs].size = n;
+        m->blobs[m->n_blobs].outboard = NULL;
         m->blobs[m->n_blobs].removed = false;
         r = cas_digest_map_put(&m->map, d, m->n_blobs);
         if (r >= 0) {
@@ -685,12 +786,51 @@ static int memory_remove(cas_blobstore *bs, const cas_digest *d)
         return r;
 }
 
+static int memory_put_outboard(cas_blobstore *bs, const cas_digest *d, const uint8_t *ob, size_t n)
+{
+        memory_blobstore *m = (memory_blobstore *)bs;
+        size_t i;
+        int r;
+
+        pthread_mutex_lock(&m->lock);
+        r = memory_lookup(m, d, &i);
+        if (r >= 0 && !m->blobs[i].outboard) {
+                m->blobs[i].outboard = malloc(n);
+                if (m->blobs[i].outboard)
+                        memcpy(m->blobs[i].outboard, ob, n);
+                else
+                        r = -ENOMEM;
+        }
+        pthread_mutex_unlock(&m->lock);
+        return r < 0 ? r : 0;
+}
+
+static int memory_get_outboard(cas_blobstore *bs, const cas_digest *d, uint8_t *ob, size_t n)
+{
+        memory_blobstore *m = (memory_blobstore *)bs;
+        size_t i;
+        int r;
+
+        pthread_mutex_lock(&m->lock);
+        r = memory_lookup(m, d, &i);
+        if (r >= 0 && !m->blobs[i].outboard)
+                r = -ENOENT;
+        else if (r >= 0 && cas_outboard_size(m->blobs[i].size) != n)
+                r = -EBADMSG;
+        else if (r >= 0)
+                memcpy(ob, m->blobs[i].outboard, n);
+        pthread_mutex_unlock(&m->lock);
+        return r < 0 ? r : 0;
+}
+
 static void memory_free(cas_blobstore *bs)
 {
         memory_blobstore *m = (memory_blobstore *)bs;
 
-        for (size_t i = 0; i < m->n_blobs; i++)
+        for (size_t i = 0; i < m->n_blobs; i++) {
                 free(m->blobs[i].data);
+                free(m->blobs[i].outboard);
+        }
         free(m->blobs);
         cas_digest_map_done(&m->map);
         pthread_mutex_destroy(&m->lock);
@@ -705,6 +845,8 @@ static const blobstore_ops memory_ops = {
         .sync = memory_sync,
         .foreach = memory_foreach,
         .remove = memory_remove,
+        .put_outboard = memory_put_outboard,
+        .get_outboard = memory_get_outboard,
         .free = memory_free,
 };
 

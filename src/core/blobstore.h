@@ -30,7 +30,8 @@ ssize_t cas_blob_reader_pread(cas_blob_reader *r, void *buf, size_t n, uint64_t 
 int cas_blob_reader_fd(const cas_blob_reader *r);
 cas_blob_reader *cas_blob_reader_free(cas_blob_reader *r);
 
-/* Streaming put: the digest is computed while the bytes go in. Small blobs
+/* Streaming put: the digest (and, for a large blob, its outboard) is computed
+ * while the bytes go in. Small blobs
  * stay in memory until commit, so content already present is never written
  * again; larger ones go to a temporary file renamed into place. */
 int cas_blobstore_writer_new(cas_blobstore *bs, cas_blob_writer **ret);
@@ -53,7 +54,16 @@ int cas_blobstore_sync(cas_blobstore *bs);
 #define CAS_BLOB_SIZE_UNKNOWN UINT64_MAX
 typedef int (*cas_blob_cb)(const cas_digest *d, uint64_t size, void *userdata);
 int cas_blobstore_foreach(cas_blobstore *bs, cas_blob_cb cb, void *userdata);
+/* Removes a blob and its outboard. */
 int cas_blobstore_remove(cas_blobstore *bs, const cas_digest *d);
+
+/* Outboards (outboard.h): blobs larger than CAS_OUTBOARD_MIN get one when
+ * written. get: the outboard of the blob of this digest and size, unchecked
+ * (the caller checks it with cas_outboard_check), freed by the caller;
+ * -ENOENT when the blob has none, -EBADMSG when it has the wrong length. */
+int cas_blobstore_get_outboard(cas_blobstore *bs, const cas_digest *d, uint64_t size, uint8_t **ret);
+/* Stores an outboard for a blob already there (for blobs stored without one). */
+int cas_blobstore_put_outboard(cas_blobstore *bs, const cas_digest *d, uint64_t size, const uint8_t *ob);
 /* Removes temporary files left by writers that died (older than min_age seconds). */
 int cas_blobstore_clean_temporary(cas_blobstore *bs, unsigned min_age, uint64_t *ret_count);
 

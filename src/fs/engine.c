@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "inodes.h"
 #include "macro.h"
+#include "outboard.h"
 
 /* Contents never change, so the kernel may keep entries and attributes
  * forever; the mount top is invalidated explicitly when roots change. */
@@ -460,58 +461,124 @@ static int do_flush(req *r, cas_inode *i)
 }
 
 /* A blob reader cached per thread: sequential reads of one file by one
- * thread open its blob once. */
+ * thread open its blob once. buf: where blob bytes are read and checked
+ * before they are copied into a reply. */
 static _Thread_local struct {
         cas_engine *e;
         cas_digest digest;
         cas_blob_reader *reader;
-        uint8_t *buf; /* for verification */
+        uint8_t *buf;
+        size_t buf_size;
 } reader_cache;
 
+/* Whole-blob checks read in pieces of this size. */
 #define VERIFY_CHUNK (1024 * 1024)
 
-/* Checks the whole blob against its digest once per inode: no byte of a
- * blob is served before that. (Reads later trust the check; a finer,
- * per-range verification with a BLAKE3 outboard would also catch a file
- * changed on disk after its first read.) */
-static int verify_blob_locked(cas_blob_reader *rd, cas_inode *i)
+static uint8_t *thread_buffer(size_t n)
 {
-        uint8_t v = atomic_load(&i->verified);
-        cas_hasher h;
-        cas_digest got;
-
-        if (v)
-                return v == 1 ? 0 : -EBADMSG;
-        if (!reader_cache.buf) {
-                reader_cache.buf = malloc(VERIFY_CHUNK);
-                if (!reader_cache.buf)
-                        return -ENOMEM;
+        if (reader_cache.buf_size < n) {
+                free(reader_cache.buf);
+                reader_cache.buf = malloc(n);
+                reader_cache.buf_size = reader_cache.buf ? n : 0;
         }
-        cas_hasher_init(&h);
-        for (uint64_t off = 0; off < i->size;) {
-                ssize_t n = cas_blob_reader_pread(rd, reader_cache.buf, VERIFY_CHUNK, off);
-                if (n <= 0)
-                        return n < 0 ? (int)n : -EIO;
-                cas_hasher_update(&h, reader_cache.buf, (size_t)n);
-                off += (uint64_t)n;
-        }
-        cas_hasher_final(&h, &got);
-        v = cas_digest_eq(&got, &i->digest) ? 1 : 2;
-        atomic_store(&i->verified, v);
-        return v == 1 ? 0 : -EBADMSG;
+        return reader_cache.buf;
 }
 
-static int verify_blob(cas_engine *e, cas_blob_reader *rd, cas_inode *i)
+static void blob_error(const cas_inode *i, const char *what)
+{
+        char text[CAS_DIGEST_TEXT_MAX];
+        fprintf(stderr, "casfs: blob %s: %s\n", cas_digest_to_text(&i->digest, text), what);
+}
+
+/* Hashes the whole blob once; a large blob's outboard is computed on the
+ * way (*ret_outboard, for blobs stored without a usable one). */
+static int hash_whole_blob(cas_blob_reader *rd, cas_inode *i, uint8_t **ret_outboard)
+{
+        uint8_t *buf = thread_buffer(VERIFY_CHUNK);
+        cas_tree_hasher h;
+        cas_digest got;
+        int k = 0;
+
+        if (!buf)
+                return -ENOMEM;
+        cas_tree_hasher_init(&h);
+        for (uint64_t off = 0; off < i->size && k >= 0;) {
+                ssize_t n = cas_blob_reader_pread(rd, buf, VERIFY_CHUNK, off);
+                if (n <= 0)
+                        k = n < 0 ? (int)n : -EIO;
+                else
+                        k = cas_tree_hasher_update(&h, buf, (size_t)n);
+                off += n > 0 ? (uint64_t)n : 0;
+        }
+        if (k >= 0)
+                k = cas_tree_hasher_final(&h, &got, ret_outboard);
+        cas_tree_hasher_done(&h);
+        if (k < 0)
+                return k;
+        if (!cas_digest_eq(&got, &i->digest)) {
+                free(*ret_outboard);
+                *ret_outboard = NULL;
+                atomic_store(&i->verified, 2);
+                return -EBADMSG;
+        }
+        atomic_store(&i->verified, 1);
+        return 0;
+}
+
+/* Small blobs: checked whole before their first byte is served, once per
+ * inode (the kernel reads ahead with several requests at once: one thread
+ * hashes while the others wait for its verdict). */
+static int verify_small_blob(cas_engine *e, cas_blob_reader *rd, cas_inode *i)
 {
         uint8_t v = atomic_load(&i->verified);
         if (v)
                 return v == 1 ? 0 : -EBADMSG;
-        /* the kernel reads ahead with several requests at once: hash once */
         pthread_mutex_t *lock = &e->verify_locks[((uintptr_t)i >> 6) % ELEMENTSOF(e->verify_locks)];
         pthread_mutex_lock(lock);
-        int r = verify_blob_locked(rd, i);
+        v = atomic_load(&i->verified);
+        int k = v ? (v == 1 ? 0 : -EBADMSG) : hash_whole_blob(rd, i, &(uint8_t *){NULL});
         pthread_mutex_unlock(lock);
-        return r;
+        return k;
+}
+
+/* Large blobs: the outboard, loaded and checked against the digest once per
+ * inode. A blob stored without one (or with a damaged one) is hashed whole
+ * once instead, which yields its outboard too. */
+static int large_blob_outboard(cas_engine *e, cas_blob_reader *rd, cas_inode *i, const uint8_t **ret)
+{
+        uint8_t *ob = atomic_load(&i->outboard);
+        int k = 0;
+
+        if (ob) {
+                *ret = ob;
+                return 0;
+        }
+        if (atomic_load(&i->verified) == 2)
+                return -EBADMSG;
+        pthread_mutex_t *lock = &e->verify_locks[((uintptr_t)i >> 6) % ELEMENTSOF(e->verify_locks)];
+        pthread_mutex_lock(lock);
+        ob = atomic_load(&i->outboard);
+        if (!ob && atomic_load(&i->verified) == 2)
+                k = -EBADMSG;
+        else if (!ob) {
+                k = cas_blobstore_get_outboard(e->store->blobs, &i->digest, i->size, &ob);
+                if (k >= 0 && !cas_outboard_check(ob, i->size, &i->digest)) {
+                        blob_error(i, "its outboard does not match the digest; checking the blob whole");
+                        free(ob);
+                        ob = NULL;
+                        k = -EBADMSG;
+                } else if (k == -EBADMSG)
+                        blob_error(i, "its outboard has the wrong size; checking the blob whole");
+                if (k < 0 && k != -ENOMEM)
+                        k = hash_whole_blob(rd, i, &ob);
+                if (k >= 0)
+                        atomic_store(&i->outboard, ob);
+        }
+        pthread_mutex_unlock(lock);
+        if (k < 0)
+                return k;
+        *ret = ob;
+        return 0;
 }
 
 static int open_blob(cas_engine *e, const cas_inode *i, cas_blob_reader **ret)
@@ -532,10 +599,72 @@ static int open_blob(cas_engine *e, const cas_inode *i, cas_blob_reader **ret)
         return 0;
 }
 
-static void blob_error(const cas_inode *i, const char *what)
+/* Reads size bytes at off into the reply (after the header), straight into
+ * its buffers (for virtiofs: guest memory). */
+static int read_into_reply(req *r, cas_blob_reader *rd, uint64_t off, size_t size)
 {
-        char text[CAS_DIGEST_TEXT_MAX];
-        fprintf(stderr, "casfs: blob %s: %s\n", cas_digest_to_text(&i->digest, text), what);
+        size_t pos = sizeof(struct fuse_out_header), left = size;
+        for (int s = 0; s < r->out_cnt && left > 0; s++) {
+                if (pos >= r->out[s].iov_len) {
+                        pos -= r->out[s].iov_len;
+                        continue;
+                }
+                size_t c = MIN(left, r->out[s].iov_len - pos);
+                ssize_t got = cas_blob_reader_pread(rd, (uint8_t *)r->out[s].iov_base + pos, c, off);
+                if (got < 0 || (size_t)got != c)
+                        return got < 0 ? (int)got : -EIO;
+                off += c;
+                left -= c;
+                pos = 0;
+        }
+        return 0;
+}
+
+/* The reply's payload as one contiguous buffer of size bytes, when it is one. */
+static uint8_t *reply_payload(req *r, size_t size)
+{
+        size_t pos = sizeof(struct fuse_out_header);
+        for (int s = 0; s < r->out_cnt; s++) {
+                if (pos < r->out[s].iov_len)
+                        return r->out[s].iov_len - pos >= size ? (uint8_t *)r->out[s].iov_base + pos : NULL;
+                pos -= r->out[s].iov_len;
+        }
+        return NULL;
+}
+
+/* Reads size bytes at off of a large blob into the reply, checking every
+ * group the range touches against the outboard first. A range of whole
+ * groups is read and checked in the reply's own buffer; any other goes
+ * through the thread's buffer. *ret_group: the group that did not match. */
+static int read_checked(req *r, cas_inode *i, cas_blob_reader *rd, const uint8_t *ob, uint64_t off, size_t size,
+                        uint64_t *ret_group)
+{
+        uint64_t first = off >> CAS_OUTBOARD_GROUP_SHIFT;
+        uint64_t start = first << CAS_OUTBOARD_GROUP_SHIFT;
+        uint64_t end = MIN(i->size, ((off + size + CAS_OUTBOARD_GROUP - 1) >> CAS_OUTBOARD_GROUP_SHIFT)
+                                            << CAS_OUTBOARD_GROUP_SHIFT);
+        size_t span = (size_t)(end - start);
+        uint8_t *direct = start == off && end == off + size ? reply_payload(r, size) : NULL;
+        uint8_t *buf = direct ? direct : thread_buffer(MAX(span, (size_t)VERIFY_CHUNK));
+
+        if (!buf)
+                return -ENOMEM;
+        ssize_t got = cas_blob_reader_pread(rd, buf, span, start);
+        if (got < 0 || (size_t)got != span)
+                return got < 0 ? (int)got : -EIO;
+        for (uint64_t g = first; (g << CAS_OUTBOARD_GROUP_SHIFT) < end; g++) {
+                uint64_t at = (g - first) << CAS_OUTBOARD_GROUP_SHIFT;
+                size_t len = (size_t)MIN(CAS_OUTBOARD_GROUP, i->size - (g << CAS_OUTBOARD_GROUP_SHIFT));
+                if (!cas_outboard_check_group(ob, i->size, g, buf + at, len)) {
+                        if (direct) /* leave no unchecked byte in a reply buffer (guest memory) */
+                                memset(direct, 0, size);
+                        *ret_group = g;
+                        return -EBADMSG;
+                }
+        }
+        if (!direct && !out_put(r->out, r->out_cnt, sizeof(struct fuse_out_header), buf + (off - start), size))
+                return -ENOBUFS;
+        return 0;
 }
 
 static int do_read(req *r, cas_inode *i)
@@ -544,6 +673,7 @@ static int do_read(req *r, cas_inode *i)
         const struct fuse_read_in *in = ARG(struct fuse_read_in);
         struct fuse_out_header h = {.unique = r->in->unique};
         cas_blob_reader *rd;
+        char what[128];
         int k;
 
         if (need(r, 24) < 0) /* fh, offset, size: in every version */
@@ -568,30 +698,31 @@ static int do_read(req *r, cas_inode *i)
                         blob_error(i, "stored with the wrong size");
                         return reply_err(r, EIO);
                 }
-                if (e->opts.verify) {
-                        k = verify_blob(e, rd, i);
-                        if (k < 0) {
-                                blob_error(i, k == -EBADMSG ? "corrupt: its bytes do not match the digest" : strerror(-k));
-                                return reply_err(r, EIO);
-                        }
+                uint64_t bad_group = 0;
+                const uint8_t *ob = NULL;
+                if (!e->opts.verify)
+                        k = read_into_reply(r, rd, off, size);
+                else if (cas_outboard_size(i->size) == 0) {
+                        k = verify_small_blob(e, rd, i);
+                        if (k >= 0)
+                                k = read_into_reply(r, rd, off, size);
+                } else {
+                        k = large_blob_outboard(e, rd, i, &ob);
+                        if (k >= 0)
+                                k = read_checked(r, i, rd, ob, off, size, &bad_group);
                 }
-                /* read straight into the reply buffers (for virtiofs: guest memory) */
-                size_t pos = sizeof(h), left = size;
-                uint64_t at = off;
-                for (int s = 0; s < r->out_cnt && left > 0; s++) {
-                        if (pos >= r->out[s].iov_len) {
-                                pos -= r->out[s].iov_len;
-                                continue;
-                        }
-                        size_t c = MIN(left, r->out[s].iov_len - pos);
-                        ssize_t got = cas_blob_reader_pread(rd, (uint8_t *)r->out[s].iov_base + pos, c, at);
-                        if (got < 0 || (size_t)got != c) {
-                                blob_error(i, "short read");
-                                return reply_err(r, EIO);
-                        }
-                        at += c;
-                        left -= c;
-                        pos = 0;
+                if (k == -EBADMSG && ob)
+                        snprintf(what, sizeof(what),
+                                 "corrupt: bytes %" PRIu64 "-%" PRIu64 " do not match the digest",
+                                 bad_group << CAS_OUTBOARD_GROUP_SHIFT,
+                                 MIN(i->size, (bad_group + 1) << CAS_OUTBOARD_GROUP_SHIFT) - 1);
+                else if (k == -EBADMSG)
+                        snprintf(what, sizeof(what), "corrupt: its bytes do not match the digest");
+                else if (k < 0)
+                        snprintf(what, sizeof(what), "%s", k == -EIO ? "short read" : strerror(-k));
+                if (k < 0) {
+                        blob_error(i, what);
+                        return reply_err(r, EIO);
                 }
         }
         h.len = (uint32_t)(sizeof(h) + size);
@@ -1055,4 +1186,5 @@ void cas_engine_thread_done(void)
         reader_cache.e = NULL;
         free(reader_cache.buf);
         reader_cache.buf = NULL;
+        reader_cache.buf_size = 0;
 }

@@ -102,6 +102,7 @@ void cas_dir_cache_unref(cas_dir_cache *c)
 static void inode_free(cas_inode *i)
 {
         free(i->target);
+        free(atomic_load(&i->outboard));
         cas_dir_cache_unref(i->dcache);
         free(i);
 }

@@ -29,10 +29,13 @@ typedef struct cas_inode {
         _Atomic uint32_t refs;
         uint8_t type;             /* cas_node_type; 0 for the mount top */
         bool executable;
-        _Atomic uint8_t verified; /* files: 0 not yet, 1 the blob matched its digest, 2 it did not */
+        _Atomic uint8_t verified; /* files verified whole: 0 not yet, 1 the blob matched its digest, 2 it did not */
         uint64_t size;            /* bytes of a file, entries of a directory, length of a target */
         cas_digest digest;        /* blob or directory digest; for a symlink the hash of its target */
         char *target;             /* symlink, NUL-terminated */
+        /* large files: the blob's outboard, checked against the digest; set
+         * once (under the engine's verify lock), freed with the inode */
+        _Atomic(uint8_t *) outboard;
         /* directories: loaded on first use; dropped again once the kernel has
          * all entries (after a full READDIRPLUS), so that memory follows what
          * is still needed. Protected by the table's dir locks. */

@@ -18,13 +18,18 @@ check_eq "roots line" "$line" "tree	directory	$digest	$entries"
 
 # deduplication: one blob per distinct content
 distinct=$(find "$TMP/tree" -type f -exec b3sum --no-names {} + | sort -u | wc -l)
-stored=$(find "$CASFS_STORE/blobs" -path "$CASFS_STORE/blobs/tmp" -prune -o -type f -print | wc -l)
+stored=$(find "$CASFS_STORE/blobs" -path "$CASFS_STORE/blobs/tmp" -prune -o -type f -name '????????????????????????????????????????????????????????????????' -print | wc -l)
 check_eq "one blob per distinct content" "$stored" "$distinct"
+# and an outboard beside each one larger than 1 MiB
+large=$(find "$TMP/tree" -type f -size +1048576c -exec b3sum --no-names {} + | sort -u | wc -l)
+outboards=$(find "$CASFS_STORE/blobs" -type f -name '*.outboard' | wc -l)
+check "the tree has a file over 1 MiB" test "$large" -gt 0
+check_eq "one outboard per distinct content over 1 MiB" "$outboards" "$large"
 
 # a second import of the unchanged tree gives the same digest and stores nothing new
 out2=$("$CASFS" import --name tree "$TMP/tree")
 check_eq "re-import digest" "$out2" "$out"
-check_eq "re-import stores nothing" "$(find "$CASFS_STORE/blobs" -path "$CASFS_STORE/blobs/tmp" -prune -o -type f -print | wc -l)" "$stored"
+check_eq "re-import stores nothing" "$(find "$CASFS_STORE/blobs" -path "$CASFS_STORE/blobs/tmp" -prune -o -type f -print | wc -l)" "$((stored + outboards))"
 
 # the same tree into a fresh store, without the cache, gives the same digest
 out3=$(CASFS_STORE=$TMP/store2 "$CASFS" import --no-cache --threads 1 --name tree "$TMP/tree")

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Large blobs carry a BLAKE3 outboard (src/core/outboard.h): a read verifies
+# only the 16 KiB groups it touches. Damage in one group fails reads of that
+# group alone; a damaged or missing outboard falls back to checking the blob
+# whole; fsck reports a damaged outboard; gc removes it with its blob.
+. "$(dirname "$0")/lib-mount.sh"
+export CASFS_STORE=$TMP/store
+export LC_ALL=C
+STORE_TOOL=${STORE_TOOL:?}
+G=16384
+
+mkdir -p "$TMP/big"
+head -c $((5 * 1048576 + 12345)) /dev/urandom > "$TMP/big/large.bin"
+head -c $((1048576 + 1)) /dev/urandom > "$TMP/big/just-over.bin"
+head -c 1048576 /dev/urandom > "$TMP/big/one-mib.bin"
+"$CASFS" import --name big "$TMP/big" >/dev/null || fail "import"
+
+digest_of() { "$CASFS" stat "big/$1" | sed -n 's/^digest: //p'; }
+large=$(digest_of large.bin)
+path=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$large")
+ob=$path.outboard
+size=$(stat -c %s "$TMP/big/large.bin")
+check "a large blob has an outboard beside it" test -f "$ob"
+check_eq "of 32 bytes per 16 KiB group" "$(stat -c %s "$ob")" $(((size + G - 1) / G * 32))
+check "a blob just over 1 MiB has one" test -f "$("$STORE_TOOL" "$CASFS_STORE" blob-path "$(digest_of just-over.bin)").outboard"
+check "a blob of 1 MiB has none" test ! -e "$("$STORE_TOOL" "$CASFS_STORE" blob-path "$(digest_of one-mib.bin)").outboard"
+
+# read_at FILE OFFSET LENGTH: prints the bytes' sha256 or the error's name
+read_at() {
+        python3 - "$@" <<'PY'
+import errno, hashlib, os, sys
+path, off, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+try:
+    fd = os.open(path, os.O_RDONLY)
+    data = os.pread(fd, n, off)
+    os.close(fd)
+    print(hashlib.sha256(data).hexdigest())
+except OSError as e:
+    print(errno.errorcode[e.errno])
+PY
+}
+
+start_mount
+check "every file reads right" diff -r "$TMP/big" "$MNT/big"
+for off in 0 1 4095 16383 16384 1000000 3145000 $((size - 5000)); do
+        check_eq "4 KiB at $off" "$(read_at "$MNT/big/large.bin" $off 4096)" "$(read_at "$TMP/big/large.bin" $off 4096)"
+done
+stop_mount
+
+# one flipped byte in group 192 (bytes 3145728-3162111)
+chmod u+w "$path"
+flip() { # flip FILE OFFSET
+        local b
+        b=$(dd if="$1" bs=1 skip="$2" count=1 status=none | od -An -tu1 | tr -d ' ')
+        printf "\\$(printf '%03o' $(((b ^ 1) & 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+flip "$path" $((3 * 1048576 + 100))
+start_mount
+check_eq "a read of the damaged group is EIO" "$(read_at "$MNT/big/large.bin" $((3 * 1048576)) 4096)" EIO
+check_eq "also its last page" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + G - 4096)) 4096)" EIO
+check_eq "the group before reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 - G)) $G)" \
+        "$(read_at "$TMP/big/large.bin" $((3 * 1048576 - G)) $G)"
+check_eq "the group after reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + G)) 4096)" \
+        "$(read_at "$TMP/big/large.bin" $((3 * 1048576 + G)) 4096)"
+check_eq "the first MiB reads" "$(read_at "$MNT/big/large.bin" 0 1048576)" "$(read_at "$TMP/big/large.bin" 0 1048576)"
+check_eq "reading the whole file fails" "$(errno_of read "$MNT/big/large.bin")" EIO
+check "the daemon names the blob and the damaged bytes" \
+        grep -q "blob $large: corrupt: bytes 3145728-3162111 do not match" "$TMP/daemon.log"
+check "other large files read right" cmp "$MNT/big/just-over.bin" "$TMP/big/just-over.bin"
+stop_mount
+
+EXPECT_RC=1 check_fails "fsck reports the damaged blob" "$CASFS" fsck
+flip "$path" $((3 * 1048576 + 100))
+check "fsck is clean once it is repaired" "$CASFS" fsck
+
+# a damaged outboard: refused against the digest, the blob is checked whole instead
+chmod u+w "$ob"
+flip "$ob" 200
+: > "$TMP/daemon.log"
+start_mount
+check "a damaged outboard: the file still reads right" cmp "$MNT/big/large.bin" "$TMP/big/large.bin"
+check "and the daemon says so" grep -q "blob $large: its outboard does not match the digest" "$TMP/daemon.log"
+stop_mount
+out=$("$CASFS" fsck 2>&1)
+check_eq "fsck reports the damaged outboard (exit 1)" "$?" 1
+check "naming it" grep -q "corrupt outboard $large" <<<"$out"
+
+# damaged outboard and damaged blob: the whole-blob check catches it
+flip "$path" 17
+start_mount
+check_eq "damaged blob and outboard: EIO" "$(read_at "$MNT/big/large.bin" $((4 * 1048576)) 4096)" EIO
+stop_mount
+flip "$path" 17
+
+# no outboard at all (a store written before outboards): checked whole, reads right
+rm -f "$ob"
+start_mount
+check "no outboard: the file reads right" cmp "$MNT/big/large.bin" "$TMP/big/large.bin"
+check_eq "and a random read too" "$(read_at "$MNT/big/large.bin" 2000000 4096)" "$(read_at "$TMP/big/large.bin" 2000000 4096)"
+stop_mount
+check "fsck does not count a missing outboard as damage" "$CASFS" fsck
+"$CASFS" import --name big "$TMP/big" --no-cache >/dev/null
+check "importing the content again writes the outboard back" test -f "$ob"
+
+# gc removes an outboard with its blob
+"$CASFS" rm big
+"$CASFS" gc >/dev/null
+check "gc removed the blob" test ! -e "$path"
+check "and its outboard" test ! -e "$ob"
+finish
