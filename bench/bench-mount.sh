@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # Benchmark of the mount: the same corpus read natively, through squashfuse
 # (and squashfuse_ll) on an uncompressed squashfs image, and through casfs
-# mount, side by side in one run. Prints medians and ratios to native.
+# mount (with and without verification), side by side in one run. Prints
+# medians and ratios to native.
 #
 #   bench/bench-mount.sh [--corpus DIR] [--scratch DIR] [--runs N] [--unpinned] [--casfs PATH]
-#                        [--only 'native casfs ...']
+#                        [--ios N] [--only 'native casfs ...']
 #
+# Systems: native squashfuse_ll squashfuse casfs casfs-noverify (--only picks).
 # Default corpus: a copy of /usr/share and /usr/lib made under the scratch
 # folder. Pinned (the default) runs every daemon and measured command on CPU 0,
 # for stable ratios (see BENCHMARKING.md); --unpinned shows what a user sees.
-# Needs root (drop_caches, mounts).
+# --ios N: random 4 KiB reads of the largest file (default 4000). Needs root
+# (drop_caches, mounts) and fio.
 set -euo pipefail
 export LC_ALL=C
 
+prog=bench-mount
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/bench/common.sh"
 corpus=
 scratch=/var/tmp/casfs-bench
 runs=3
 pin=(taskset -c 0)
 casfs=$repo/build/src/cli/casfs
 only=
+ios=4000
+seed=1234
 while [ $# -gt 0 ]; do
         case $1 in
         --corpus) corpus=$2; shift 2 ;;
@@ -28,11 +35,18 @@ while [ $# -gt 0 ]; do
         --unpinned) pin=(); shift ;;
         --casfs) casfs=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --ios) ios=$2; shift 2 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
         esac
 done
+all=(native squashfuse_ll squashfuse casfs casfs-noverify)
+read -r -a only_systems <<<"$only"
+for s in "${only_systems[@]}"; do
+        [[ " ${all[*]} " == *" $s "* ]] || { echo "bench-mount: unknown system '$s' (one of: ${all[*]})" >&2; exit 2; }
+done
 [ "$(id -u)" -eq 0 ] || { echo "bench-mount: needs root (drop_caches, mounts)" >&2; exit 1; }
+command -v fio >/dev/null || { echo "bench-mount: needs fio (scripts/install-deps.sh --bench)" >&2; exit 1; }
 [ -x "$casfs" ] || (cd "$repo" && { [ -d build ] || meson setup build >/dev/null; } && ninja -C build >/dev/null)
 
 mkdir -p "$scratch"
@@ -50,16 +64,10 @@ mnt=$scratch/mnt
 mkdir -p "$mnt"
 daemon=
 
-cleanup() {
-        if [ -n "$daemon" ]; then
-                kill "$daemon" 2>/dev/null || true
-                wait "$daemon" 2>/dev/null || true
-        fi
-        if grep -q " $mnt fuse" /proc/mounts; then
-                fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" || true
-        fi
-}
+cleanup() { stop_daemon; }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 echo "importing into $store ..." >&2
 "$casfs" --store "$store" import -q --name corpus "$corpus" >/dev/null
@@ -68,17 +76,22 @@ if [ ! -f "$img" ] && command -v mksquashfs >/dev/null; then
         mksquashfs "$corpus" "$img" -noI -noD -noF -noX -no-xattrs -quiet >/dev/null
 fi
 
-drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-now() { date +%s.%N; }
+# the largest regular file: read sequentially and at random offsets
+read -r big_size big < <(cd "$corpus" && find . -type f -printf '%s %P\n' | sort -n -k1,1 | tail -n 1)
+[ -n "${big:-}" ] && [ "$big_size" -ge 4096 ] || { echo "bench-mount: no file of 4 KiB or more in $corpus" >&2; exit 1; }
 
 # mount_sys SYSTEM: mounts it (fresh) and sets root=
 mount_sys() {
         cleanup
         daemon=
         case $1 in
-        native) root=$corpus ;;
+        native) root=$corpus; return 0 ;;
         casfs)
                 "${pin[@]}" "$casfs" --store "$store" mount -f "$mnt" 2>/dev/null &
+                daemon=$!
+                root=$mnt/corpus ;;
+        casfs-noverify)
+                "${pin[@]}" "$casfs" --store "$store" mount --no-verify -f "$mnt" 2>/dev/null &
                 daemon=$!
                 root=$mnt/corpus ;;
         squashfuse|squashfuse_ll)
@@ -86,11 +99,7 @@ mount_sys() {
                 daemon=$!
                 root=$mnt ;;
         esac
-        for _ in $(seq 1 100); do
-                [ "$1" = native ] && break
-                grep -q " $mnt fuse" /proc/mounts && break
-                sleep 0.05
-        done
+        wait_mounted "$1"
 }
 
 timed() { # prints seconds
@@ -101,14 +110,20 @@ timed() { # prints seconds
         echo "$t1 - $t0" | bc
 }
 walk() { "${pin[@]}" find "$root" -printf '%s %m %y\n' > /dev/null; }
-readall() { cd "$root" && "${pin[@]}" find . -type f -exec cat {} + | wc -c > /dev/null; }
+readall() { (cd "$root" && "${pin[@]}" find . -type f -exec cat {} + | wc -c > /dev/null); }
+readbig() { [ "$("${pin[@]}" cat "$root/$big" | wc -c)" -eq "$big_size" ]; }
 
 systems=(native)
 command -v squashfuse_ll >/dev/null && [ -f "$img" ] && systems+=(squashfuse_ll)
 command -v squashfuse >/dev/null && [ -f "$img" ] && systems+=(squashfuse)
-systems+=(casfs)
+systems+=(casfs casfs-noverify)
 if [ -n "$only" ]; then
-        read -r -a systems <<<"$only"
+        systems=("${only_systems[@]}")
+        for s in "${systems[@]}"; do
+                if [[ $s == squashfuse* ]]; then
+                        command -v "$s" >/dev/null && [ -f "$img" ] || { echo "bench-mount: $s or $img missing" >&2; exit 1; }
+                fi
+        done
 fi
 declare -A res
 rss_idle=- rss_walk=- rss_drop=- inodes=-
@@ -131,27 +146,54 @@ for run in $(seq 1 "$runs"); do
                 res[$s,cold_read,$run]=$(timed readall)
                 readall >/dev/null 2>&1 || true
                 res[$s,warm_read,$run]=$(timed readall)
+                mount_sys "$s"; drop
+                res[$s,cold_seq,$run]=$(timed readbig)
+                mount_sys "$s"; drop
+                before=$(rchar)
+                out=$(randread "$root/$big" "$big_size")
+                [ -n "$out" ] || { echo "bench-mount: fio failed on $root/$big" >&2; exit 1; }
+                read -r "res[$s,cold_rand,$run]" nreads "res[$s,rand_max,$run]" <<<"$out"
+                if [ -n "$daemon" ]; then res[$s,rand_bytes,$run]=$(( $(rchar) - before )); fi
         done
 done
 cleanup
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 printf '\n%s, %s runs, %s\n' "$corpus ($(du -sh "$corpus" | cut -f1), $(find "$corpus" | wc -l) entries)" "$runs" \
         "${pin[*]:-unpinned}"
-printf '%-15s %16s %16s %16s %16s\n' "" "cold walk" "warm walk" "cold read" "warm read"
-declare -A base
+cols=(cold_walk warm_walk cold_read warm_read cold_seq cold_rand)
+printf '%-15s %16s %16s %16s %16s %16s %16s\n' "" "cold walk" "warm walk" "cold read" "warm read" "cold seq" "cold rand"
+declare -A med base
 for s in "${systems[@]}"; do
         line=$(printf '%-15s' "$s")
-        for m in cold_walk warm_walk cold_read warm_read; do
+        for m in "${cols[@]}" rand_max rand_bytes; do
                 vals=()
-                for run in $(seq 1 "$runs"); do vals+=("${res[$s,$m,$run]}"); done
-                med=$(median "${vals[@]}")
-                [ "$s" = native ] && base[$m]=$med
-                line+=$(printf ' %8.2f (%5.2f)' "$med" "$(echo "$med / ${base[$m]}" | bc -l)")
+                for run in $(seq 1 "$runs"); do [ -n "${res[$s,$m,$run]:-}" ] && vals+=("${res[$s,$m,$run]}"); done
+                [ ${#vals[@]} -gt 0 ] || continue
+                med[$s,$m]=$(median "${vals[@]}")
+        done
+        for m in "${cols[@]}"; do
+                [ "$s" = native ] && base[$m]=${med[$s,$m]}
+                case $m in cold_seq|cold_rand) fmt=' %8.3f (%5s)' ;; *) fmt=' %8.2f (%5s)' ;; esac
+                line+=$(printf "$fmt" "${med[$s,$m]}" "$(ratio "${med[$s,$m]}" "${base[$m]:-}")")
         done
         echo "$line"
 done
 echo "time in s (ratio to native)"
+echo "cold seq: cat of the largest file, $big ($big_size bytes); cold rand: $nreads random 4 KiB reads of it" \
+        "(fio, seed $seed, buffered, POSIX_FADV_RANDOM), the sum of their latencies"
+line="cold rand, slowest read (ms):"
+for s in "${systems[@]}"; do line+=" $s ${med[$s,rand_max]}"; done
+echo "$line"
+line="cold rand, bytes the daemon read per 4 KiB read:"
+for s in "${systems[@]}"; do
+        [ -n "${med[$s,rand_bytes]:-}" ] && line+=" $s $(awk -v b="${med[$s,rand_bytes]}" -v n="$nreads" 'BEGIN {printf "%.0f", b / n}')"
+done
+[ "$line" = "cold rand, bytes the daemon read per 4 KiB read:" ] || echo "$line"
+if [[ " ${systems[*]} " == *" casfs "* && " ${systems[*]} " == *" casfs-noverify "* ]]; then
+        echo "cost of verification (casfs / casfs-noverify): cold read $(ratio "${med[casfs,cold_read]}" "${med[casfs-noverify,cold_read]}")," \
+                "cold seq $(ratio "${med[casfs,cold_seq]}" "${med[casfs-noverify,cold_seq]}")," \
+                "cold rand $(ratio "${med[casfs,cold_rand]}" "${med[casfs-noverify,cold_rand]}")"
+fi
 if [ "$rss_walk" != - ]; then
         echo "casfs daemon RSS: ${rss_idle} KiB idle, ${rss_walk} KiB after the full walk ($inodes entries: $((rss_walk * 1024 / inodes)) bytes each), ${rss_drop} KiB after dropping caches"
 fi

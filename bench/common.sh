@@ -1,0 +1,66 @@
+# Helpers shared by bench-mount.sh and bench-verify.sh (sourced, not run).
+# The caller sets: prog (its name, for messages), pin (array: taskset or
+# empty), mnt (the mountpoint), daemon (PID of the FUSE daemon it started, or
+# empty), ios and seed (for randread).
+
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+now() { date +%s.%N; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+# alive PID: the process exists and is not a zombie
+alive() {
+        local st
+        st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]
+}
+
+# stop_daemon: ends the daemon (by its PID: SIGTERM, SIGKILL after 5 s) and
+# unmounts $mnt if it is still mounted
+stop_daemon() {
+        if [ -n "${daemon:-}" ]; then
+                kill "$daemon" 2>/dev/null || true
+                for _ in $(seq 1 100); do
+                        alive "$daemon" || break
+                        sleep 0.05
+                done
+                kill -KILL "$daemon" 2>/dev/null || true
+                wait "$daemon" 2>/dev/null || true
+                daemon=
+        fi
+        if grep -q " $mnt fuse" /proc/mounts; then
+                fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" || true
+        fi
+}
+
+# wait_mounted NAME: waits (up to 10 s) until the daemon's mount shows on $mnt;
+# fails if it does not (or the daemon died)
+wait_mounted() {
+        for _ in $(seq 1 200); do
+                grep -q " $mnt fuse" /proc/mounts && return 0
+                alive "$daemon" || break
+                sleep 0.05
+        done
+        echo "$prog: $1 did not mount on $mnt" >&2
+        return 1
+}
+
+# rchar: bytes the daemon has read so far (read-like system calls, all threads)
+rchar() { awk '/^rchar:/ {print $2}' "/proc/$daemon/io" 2>/dev/null || echo 0; }
+
+# randread FILE SIZE: $ios random 4 KiB reads of FILE (of SIZE bytes) with fio,
+# at offsets fixed by $seed: buffered (psync), the file's cached pages
+# invalidated first, POSIX_FADV_RANDOM so that the kernel reads no more than
+# asked. Prints "SECONDS READS MAX_MS": SECONDS is the sum of the reads'
+# latencies (fio's runtime also counts its own set-up), MAX_MS the slowest read.
+# Prints nothing if fio failed.
+randread() {
+        local f=${1//:/\\:} # fio splits file names at ':'
+        "${pin[@]}" fio --name=rand --filename="$f" --readonly --rw=randread --bs=4k --size="$2" \
+                --number_ios="$ios" --randseed="$seed" --ioengine=psync --direct=0 --invalidate=1 \
+                --fadvise_hint=random --output-format=terse --terse-version=3 2>/dev/null |
+                awk -F';' '$1 == 3 && $5 == 0 && $6 > 0 { n = $6 / 4; printf "%.6f %d %.3f\n", $40 * n / 1e6, n, $39 / 1e3 }' || true
+}
+
+# ratio A B: A / B with two decimals, "-" when either is missing or B is zero
+ratio() {
+        awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
+}
