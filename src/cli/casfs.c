@@ -114,6 +114,11 @@ int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_option
         case 'N':
                 eo->verify = false;
                 return 1;
+        case 'P':
+                if (cli_parse_number(cmd, "prefetch", arg, 0, 1024, &u) < 0)
+                        return -EINVAL;
+                eo->prefetch = u;
+                return 1;
         }
         return 0;
 }

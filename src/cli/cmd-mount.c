@@ -32,7 +32,10 @@ static void mount_help(FILE *f)
                 "      --no-verify    serve blobs without checking them against their digest\n"
                 "                     (default: a blob is checked before its first byte is served;\n"
                 "                     a corrupt one reads as EIO)\n"
-                "  -h, --help         show this help\n");
+                "      --prefetch N   when a file is first read, read the next N files of its\n"
+                "                     directory ahead, in parallel (default: %u; 0: off)\n"
+                "  -h, --help         show this help\n",
+                CLI_DEFAULT_PREFETCH);
 }
 
 static int check_mountpoint(const char *mp)
@@ -73,10 +76,11 @@ int cmd_mount(int argc, char **argv)
                 {"xattr", no_argument, NULL, 'X'},
                 {"foreground", no_argument, NULL, 'f'},
                 {"no-verify", no_argument, NULL, 'N'},
+                {"prefetch", required_argument, NULL, 'P'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
-        cas_engine_options eo = {.verify = true};
+        cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH};
         cas_fuse_options fo = {0};
         bool foreground = false;
         int c, r;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -30,7 +31,17 @@ static void virtiofs_help(FILE *f)
                 "      --queues N      request queues offered to the VMM (default: 8; the VMM picks\n"
                 "                      how many it uses, e.g. QEMU's num-request-queues)\n"
                 "      --no-verify     serve blobs without checking them against their digest\n"
-                "  -h, --help          show this help\n");
+                "      --prefetch N    when a file is first read, read the next N files of its\n"
+                "                      directory ahead, in parallel (default: %u; 0: off)\n"
+                "  -h, --help          show this help\n",
+                CLI_DEFAULT_PREFETCH);
+}
+
+static void *prefetcher(void *userdata)
+{
+        cas_engine_prefetch_worker(userdata);
+        cas_engine_thread_done();
+        return NULL;
 }
 
 int cmd_virtiofs(int argc, char **argv)
@@ -43,10 +54,11 @@ int cmd_virtiofs(int argc, char **argv)
                 {"threads", required_argument, NULL, 'j'},
                 {"queues", required_argument, NULL, 'Q'},
                 {"no-verify", no_argument, NULL, 'N'},
+                {"prefetch", required_argument, NULL, 'P'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
-        cas_engine_options eo = {.verify = true, .virtio = true};
+        cas_engine_options eo = {.verify = true, .virtio = true, .prefetch = CLI_DEFAULT_PREFETCH};
         const char *socket_path = NULL;
         unsigned threads = 1, queues = 8;
         int c, r;
@@ -127,7 +139,16 @@ int cmd_virtiofs(int argc, char **argv)
                 close(conn);
                 return 1;
         }
+        pthread_t prefetchers[CAS_ENGINE_PREFETCH_THREADS];
+        unsigned n_prefetchers = 0;
+        if (eo.prefetch)
+                for (; n_prefetchers < ELEMENTSOF(prefetchers); n_prefetchers++)
+                        if (pthread_create(&prefetchers[n_prefetchers], NULL, prefetcher, e) != 0)
+                                break;
         r = cas_vhost_serve(e, conn, queues, threads, &signals);
+        cas_engine_stop_prefetch(e);
+        for (unsigned k = 0; k < n_prefetchers; k++)
+                pthread_join(prefetchers[k], NULL);
         cas_engine_free(e);
         if (r < 0) {
                 log_error("virtiofs: the connection failed: %s", strerror(-r));

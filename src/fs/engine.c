@@ -22,6 +22,10 @@
 #define DEFAULT_MAX_PAGES 256
 #define XATTR_DIR "user.castore.directory.digest"
 #define XATTR_BLOB "user.castore.blob.digest"
+/* Reading ahead: how many blobs may wait, and how much of each is read
+ * (larger files get the kernel's own readahead once they are read). */
+#define PREFETCH_QUEUE 256
+#define PREFETCH_BYTES (512 * 1024)
 
 struct cas_engine {
         cas_store *store;
@@ -34,6 +38,15 @@ struct cas_engine {
         bool no_open; /* the kernel supports opens without a round trip */
 
         pthread_mutex_t verify_locks[16]; /* one thread hashes a blob while others wait for its verdict */
+
+        pthread_mutex_t prefetch_lock; /* protects the prefetch_* fields */
+        pthread_cond_t prefetch_cond;
+        struct prefetch {
+                cas_digest digest;
+                uint64_t len;
+        } prefetch_ring[PREFETCH_QUEUE];
+        unsigned prefetch_head, prefetch_n;
+        bool prefetch_stop;
         pthread_mutex_t top_lock; /* protects top_names, n_top, roots_generation */
         struct top_name {
                 char *name;
@@ -335,6 +348,15 @@ static int do_destroy(req *r, cas_inode *i)
         return reply_ok(r, NULL, 0);
 }
 
+/* Remembers that the kernel found inode c as entry index of directory p. */
+static void seen(cas_inode *c, const cas_inode *p, uint32_t index)
+{
+        if (c->type != CAS_NODE_FILE)
+                return;
+        atomic_store_explicit(&c->seen_in, p->ino, memory_order_relaxed);
+        atomic_store_explicit(&c->seen_at, index, memory_order_relaxed);
+}
+
 /* Resolves name in directory p to a node: a root at the top (*ret_root holds
  * it), an entry below (*ret_cache holds the directory it lives in). */
 static int find_child(req *r, cas_inode *p, const char *name, size_t len, cas_node **ret_root,
@@ -380,6 +402,8 @@ static int do_lookup(req *r, cas_inode *p)
         k = find_child(r, p, name, len, &root, &cache, &n);
         if (k >= 0)
                 k = cas_inodes_lookup(e->inodes, n, &c);
+        if (k >= 0 && cache)
+                seen(c, p, (uint32_t)(n - cache->dir->nodes));
         cas_dir_cache_unref(cache);
         if (k < 0)
                 return reply_err(r, -k);
@@ -667,6 +691,88 @@ static int read_checked(req *r, cas_inode *i, cas_blob_reader *rd, const uint8_t
         return 0;
 }
 
+/* ---- reading ahead ---- */
+
+static void prefetch_push(cas_engine *e, const cas_node *n)
+{
+        pthread_mutex_lock(&e->prefetch_lock);
+        if (e->prefetch_n < PREFETCH_QUEUE) { /* when full, the disk is busy enough: drop it */
+                struct prefetch *p = &e->prefetch_ring[(e->prefetch_head + e->prefetch_n++) % PREFETCH_QUEUE];
+                p->digest = n->digest;
+                p->len = MIN(n->size, (uint64_t)PREFETCH_BYTES);
+                pthread_cond_signal(&e->prefetch_cond);
+        }
+        pthread_mutex_unlock(&e->prefetch_lock);
+}
+
+/* A reader starts on file i: queue the files after it in the directory it
+ * was found in, keeping opts.prefetch of them ahead. Refills when half of
+ * the window is used, so a reader going through a directory queues each
+ * file once. */
+static void read_ahead_after(cas_engine *e, cas_inode *i)
+{
+        uint64_t dir_ino = atomic_load_explicit(&i->seen_in, memory_order_relaxed);
+        uint32_t at = atomic_load_explicit(&i->seen_at, memory_order_relaxed);
+        uint32_t window = e->opts.prefetch;
+        cas_dir_cache *cache;
+
+        if (!dir_ino)
+                return;
+        cas_inode *d = cas_inodes_get(e->inodes, dir_ino);
+        if (!d)
+                return;
+        uint32_t done = atomic_load(&d->read_ahead);
+        /* within the window queued already, and more than half of it left: nothing to do */
+        bool queued = done > at && done <= at + 1 + window;
+        if (d->type != CAS_NODE_DIRECTORY || (queued && done - at > window / 2) ||
+            cas_inode_directory(e->inodes, d, e->store->meta, &cache) < 0) {
+                cas_inode_unref(e->inodes, d);
+                return;
+        }
+        const cas_directory *dir = cache->dir;
+        uint32_t from = queued ? done : at + 1;
+        uint32_t to = (uint32_t)MIN((uint64_t)at + 1 + window, (uint64_t)dir->n_nodes);
+        for (uint32_t k = from; k < to; k++)
+                if (dir->nodes[k].type == CAS_NODE_FILE && dir->nodes[k].size > 0)
+                        prefetch_push(e, &dir->nodes[k]);
+        atomic_store(&d->read_ahead, MAX(to, from));
+        cas_dir_cache_unref(cache);
+        cas_inode_unref(e->inodes, d);
+}
+
+void cas_engine_prefetch_worker(cas_engine *e)
+{
+        pthread_mutex_lock(&e->prefetch_lock);
+        for (;;) {
+                while (e->prefetch_n == 0 && !e->prefetch_stop)
+                        pthread_cond_wait(&e->prefetch_cond, &e->prefetch_lock);
+                if (e->prefetch_stop)
+                        break;
+                struct prefetch p = e->prefetch_ring[e->prefetch_head];
+                e->prefetch_head = (e->prefetch_head + 1) % PREFETCH_QUEUE;
+                e->prefetch_n--;
+                pthread_mutex_unlock(&e->prefetch_lock);
+                /* opening waits for the disk (directory, inode); the data is read in the background */
+                cas_blob_reader *rd;
+                if (cas_blobstore_open(e->store->blobs, &p.digest, &rd) >= 0) {
+                        int fd = cas_blob_reader_fd(rd);
+                        if (fd >= 0)
+                                (void)readahead(fd, 0, (size_t)p.len);
+                        cas_blob_reader_free(rd);
+                }
+                pthread_mutex_lock(&e->prefetch_lock);
+        }
+        pthread_mutex_unlock(&e->prefetch_lock);
+}
+
+void cas_engine_stop_prefetch(cas_engine *e)
+{
+        pthread_mutex_lock(&e->prefetch_lock);
+        e->prefetch_stop = true;
+        pthread_cond_broadcast(&e->prefetch_cond);
+        pthread_mutex_unlock(&e->prefetch_lock);
+}
+
 static int do_read(req *r, cas_inode *i)
 {
         cas_engine *e = r->e;
@@ -688,6 +794,8 @@ static int do_read(req *r, cas_inode *i)
                 size = (size_t)MIN((uint64_t)size, i->size - off);
         size = MIN(size, out_capacity(r) > sizeof(h) ? out_capacity(r) - sizeof(h) : 0);
 
+        if (off == 0 && e->opts.prefetch)
+                read_ahead_after(e, i);
         if (size > 0) {
                 k = open_blob(e, i, &rd);
                 if (k < 0) {
@@ -803,6 +911,7 @@ static int do_readdir_common(req *r, cas_inode *i, bool plus)
                         k = cas_inodes_lookup(e->inodes, n, &c);
                         if (k < 0)
                                 break;
+                        seen(c, i, order[off - 2]);
                         fill_entry(e, c, &eo);
                 }
                 put_dirent(r, &pos, plus, c ? &eo : NULL, c ? c->ino : (off == 0 ? i->ino : CAS_ROOT_INO), off,
@@ -1132,6 +1241,11 @@ uint64_t cas_engine_inode_count(cas_engine *e)
         return cas_inodes_count(e->inodes);
 }
 
+const cas_engine_options *cas_engine_options_of(const cas_engine *e)
+{
+        return &e->opts;
+}
+
 bool cas_engine_destroyed(cas_engine *e)
 {
         return atomic_load(&e->destroyed);
@@ -1151,6 +1265,8 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
                 e->transport = *transport;
         e->max_pages = opts->max_pages ? opts->max_pages : DEFAULT_MAX_PAGES;
         pthread_mutex_init(&e->top_lock, NULL);
+        pthread_mutex_init(&e->prefetch_lock, NULL);
+        pthread_cond_init(&e->prefetch_cond, NULL);
         for (size_t n = 0; n < ELEMENTSOF(e->verify_locks); n++)
                 pthread_mutex_init(&e->verify_locks[n], NULL);
         k = cas_inodes_new(&e->inodes);
@@ -1172,6 +1288,8 @@ cas_engine *cas_engine_free(cas_engine *e)
         free(e->top_names);
         cas_inodes_free(e->inodes);
         pthread_mutex_destroy(&e->top_lock);
+        pthread_mutex_destroy(&e->prefetch_lock);
+        pthread_cond_destroy(&e->prefetch_cond);
         for (size_t n = 0; n < ELEMENTSOF(e->verify_locks); n++)
                 pthread_mutex_destroy(&e->verify_locks[n]);
         free(e);

@@ -25,6 +25,7 @@ typedef struct cas_engine_options {
         gid_t gid;
         bool virtio;       /* the transport is virtiofs (no /dev/fuse-only features) */
         uint32_t max_pages; /* largest read in pages the transport can carry (0: default) */
+        unsigned prefetch;  /* files of a directory read ahead of a reader going through it (0: none) */
 } cas_engine_options;
 
 /* Unsolicited messages (FUSE notifications) go back through the transport. */
@@ -57,6 +58,18 @@ uint64_t cas_engine_inode_count(cas_engine *e);
 
 /* Frees per-thread state (a cached blob reader); a worker thread calls it as it ends. */
 void cas_engine_thread_done(void);
+
+/* Reading ahead: the first read of a file queues the next files of the
+ * directory it was found in (opts.prefetch of them), so that the disk works
+ * on them while the reader is still on this one. A transport runs this loop
+ * in CAS_ENGINE_PREFETCH_THREADS threads of its own (opening a blob waits
+ * for the disk, so they wait in parallel); it returns once
+ * cas_engine_stop_prefetch was called. */
+#define CAS_ENGINE_PREFETCH_THREADS 8
+void cas_engine_prefetch_worker(cas_engine *e);
+void cas_engine_stop_prefetch(cas_engine *e);
+
+const cas_engine_options *cas_engine_options_of(const cas_engine *e);
 
 /* True once DESTROY was handled (the transport should stop). */
 bool cas_engine_destroyed(cas_engine *e);

@@ -21,6 +21,8 @@ struct cas_fuse {
         unsigned n_threads;
         pthread_t threads[64];
         unsigned started;
+        pthread_t prefetchers[CAS_ENGINE_PREFETCH_THREADS];
+        unsigned n_prefetchers;
         _Atomic unsigned running;
         _Atomic bool stopping;
         bool unmounted;
@@ -125,8 +127,19 @@ int cas_fuse_mount(cas_store *store, const cas_engine_options *eo, const cas_fus
         return 0;
 }
 
+static void *prefetcher(void *userdata)
+{
+        cas_engine_prefetch_worker(userdata);
+        cas_engine_thread_done();
+        return NULL;
+}
+
 int cas_fuse_start(cas_fuse *f)
 {
+        if (cas_engine_options_of(f->engine)->prefetch)
+                for (; f->n_prefetchers < ELEMENTSOF(f->prefetchers); f->n_prefetchers++)
+                        if (pthread_create(&f->prefetchers[f->n_prefetchers], NULL, prefetcher, f->engine) != 0)
+                                break; /* fewer of them: only less reading ahead */
         for (; f->started < f->n_threads; f->started++) {
                 atomic_fetch_add(&f->running, 1);
                 int r = pthread_create(&f->threads[f->started], NULL, worker, f);
@@ -200,6 +213,10 @@ cas_fuse *cas_fuse_free(cas_fuse *f)
                 return NULL;
         for (unsigned k = 0; k < f->started; k++)
                 pthread_join(f->threads[k], NULL);
+        if (f->engine)
+                cas_engine_stop_prefetch(f->engine);
+        for (unsigned k = 0; k < f->n_prefetchers; k++)
+                pthread_join(f->prefetchers[k], NULL);
         if (f->se)
                 fuse_session_destroy(f->se);
         cas_engine_free(f->engine);

@@ -36,6 +36,12 @@ typedef struct cas_inode {
         /* large files: the blob's outboard, checked against the digest; set
          * once (under the engine's verify lock), freed with the inode */
         _Atomic(uint8_t *) outboard;
+        /* where the kernel last found this inode: the directory's inode number
+         * and the entry's index in it (files: to read the next ones ahead) */
+        _Atomic uint64_t seen_in;
+        _Atomic uint32_t seen_at;
+        /* directories: entries below this index were already read ahead */
+        _Atomic uint32_t read_ahead;
         /* directories: loaded on first use; dropped again once the kernel has
          * all entries (after a full READDIRPLUS), so that memory follows what
          * is still needed. Protected by the table's dir locks. */
