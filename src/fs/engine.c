@@ -20,6 +20,16 @@
 /* The largest request argument we copy (a name, an xattr name). */
 #define IN_MAX 8192
 #define DEFAULT_MAX_PAGES 256
+
+/* FUSE passthrough (protocol 7.40, Linux 6.9), newer than the headers of
+ * the systems we build on: the kernel reads a file opened with
+ * FOPEN_PASSTHROUGH straight from the backing file registered for it. */
+#ifndef FUSE_PASSTHROUGH
+#define FUSE_PASSTHROUGH (UINT64_C(1) << 37)
+#endif
+#ifndef FOPEN_PASSTHROUGH
+#define FOPEN_PASSTHROUGH (1 << 7)
+#endif
 #define XATTR_DIR "user.castore.directory.digest"
 #define XATTR_BLOB "user.castore.blob.digest"
 /* Reading ahead: how many blobs may wait, and how much of each is read
@@ -35,7 +45,10 @@ struct cas_engine {
         uint32_t max_pages;
         _Atomic bool destroyed;
         _Atomic bool initialized;
-        bool no_open; /* the kernel supports opens without a round trip */
+        bool no_open;     /* the kernel opens files without a round trip */
+        bool no_opendir;  /* and directories */
+        bool passthrough; /* the kernel reads verified blobs' files itself */
+        _Atomic bool passthrough_refused; /* the kernel refused a backing file: stop trying */
 
         pthread_mutex_t verify_locks[16]; /* one thread hashes a blob while others wait for its verdict */
 
@@ -321,8 +334,18 @@ static int do_init(req *r, cas_inode *i)
         uint64_t want = FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_PARALLEL_DIROPS | FUSE_CACHE_SYMLINKS |
                         FUSE_MAX_PAGES | FUSE_NO_OPEN_SUPPORT | FUSE_NO_OPENDIR_SUPPORT | FUSE_BIG_WRITES |
                         FUSE_INIT_EXT;
+        /* Passthrough needs an OPEN per file (to hand the kernel the blob's
+         * file), so it replaces opening without a round trip for files. */
+        if (e->transport.backing_open && (offered & FUSE_PASSTHROUGH))
+                want = (want & ~(uint64_t)FUSE_NO_OPEN_SUPPORT) | FUSE_PASSTHROUGH;
         uint64_t flags = offered & want;
-        e->no_open = (flags & FUSE_NO_OPEN_SUPPORT) && (flags & FUSE_NO_OPENDIR_SUPPORT);
+        e->no_open = flags & FUSE_NO_OPEN_SUPPORT;
+        e->no_opendir = flags & FUSE_NO_OPENDIR_SUPPORT;
+        e->passthrough = flags & FUSE_PASSTHROUGH;
+        /* 7.40's max_stack_depth, the first of 7.38's unused words: the blob
+         * files live on an ordinary file system (stacking depth 0) */
+        if (e->passthrough)
+                o.unused[0] = 1;
         o.flags = (uint32_t)flags;
         o.flags2 = (uint32_t)(flags >> 32);
         o.max_readahead = in->max_readahead;
@@ -452,6 +475,9 @@ static int do_readlink(req *r, cas_inode *i)
         return reply_ok(r, i->target, i->size);
 }
 
+static int32_t passthrough_id(cas_engine *e, cas_inode *i);
+static void read_ahead_after(cas_engine *e, cas_inode *i);
+
 static int do_open(req *r, cas_inode *i)
 {
         /* Opening needs nothing from us: reads name the inode, content is
@@ -467,10 +493,17 @@ static int do_open(req *r, cas_inode *i)
                 return reply_err(r, i->type == CAS_NODE_DIRECTORY || i->ino == CAS_ROOT_INO ? EISDIR : ELOOP);
         if (r->in->opcode == FUSE_OPENDIR && i->ino != CAS_ROOT_INO && i->type != CAS_NODE_DIRECTORY)
                 return reply_err(r, ENOTDIR);
-        if (r->e->no_open)
+        if (r->in->opcode == FUSE_OPENDIR ? r->e->no_opendir : r->e->no_open)
                 return reply_err(r, ENOSYS);
         struct fuse_open_out o = {.open_flags = FOPEN_KEEP_CACHE |
                                                 (r->in->opcode == FUSE_OPENDIR ? FOPEN_CACHE_DIR : 0)};
+        if (r->in->opcode == FUSE_OPEN && r->e->opts.prefetch)
+                read_ahead_after(r->e, i);
+        int32_t id = r->in->opcode == FUSE_OPEN ? passthrough_id(r->e, i) : 0;
+        if (id > 0) {
+                o.open_flags = FOPEN_PASSTHROUGH;
+                o.padding = (uint32_t)id; /* 7.40's backing_id */
+        }
         return reply_ok(r, &o, sizeof(o));
 }
 
@@ -603,6 +636,43 @@ static int large_blob_outboard(cas_engine *e, cas_blob_reader *rd, cas_inode *i,
                 return k;
         *ret = ob;
         return 0;
+}
+
+static int open_blob(cas_engine *e, const cas_inode *i, cas_blob_reader **ret);
+
+/* The backing file id to serve file i by passthrough (the kernel then reads
+ * the blob's file itself, as fast as any local file), or 0 to serve it
+ * through READ: a large blob, whose reads are checked group by group; an
+ * empty one; one missing, damaged or failing its check (READ answers EIO).
+ * A small blob is checked whole first. The id is kept with the inode and
+ * closed when the kernel forgets it. */
+static int32_t passthrough_id(cas_engine *e, cas_inode *i)
+{
+        cas_blob_reader *rd;
+        int32_t id, none = 0;
+
+        if (!e->passthrough || atomic_load(&e->passthrough_refused) || i->size == 0 ||
+            (e->opts.verify && cas_outboard_size(i->size) > 0))
+                return 0;
+        id = atomic_load(&i->backing_id);
+        if (id > 0)
+                return id;
+        if (open_blob(e, i, &rd) < 0 || cas_blob_reader_size(rd) != i->size || cas_blob_reader_fd(rd) < 0)
+                return 0;
+        if (e->opts.verify && verify_small_blob(e, rd, i) < 0)
+                return 0;
+        id = e->transport.backing_open(e->transport.userdata, cas_blob_reader_fd(rd));
+        if (id <= 0) {
+                if (id != -ENOMEM && id != -EMFILE && id != -ENFILE && !atomic_exchange(&e->passthrough_refused, true))
+                        fprintf(stderr, "casfs: the kernel refuses passthrough (%s); serving reads itself\n",
+                                strerror(id < 0 ? -id : EIO));
+                return 0;
+        }
+        if (!atomic_compare_exchange_strong(&i->backing_id, &none, id)) {
+                e->transport.backing_close(e->transport.userdata, id); /* another open was first */
+                id = none;
+        }
+        return id;
 }
 
 static int open_blob(cas_engine *e, const cas_inode *i, cas_blob_reader **ret)
@@ -794,7 +864,7 @@ static int do_read(req *r, cas_inode *i)
                 size = (size_t)MIN((uint64_t)size, i->size - off);
         size = MIN(size, out_capacity(r) > sizeof(h) ? out_capacity(r) - sizeof(h) : 0);
 
-        if (off == 0 && e->opts.prefetch)
+        if (off == 0 && e->no_open && e->opts.prefetch) /* else OPEN did */
                 read_ahead_after(e, i);
         if (size > 0) {
                 k = open_blob(e, i, &rd);
@@ -1251,6 +1321,12 @@ bool cas_engine_destroyed(cas_engine *e)
         return atomic_load(&e->destroyed);
 }
 
+static void release_backing(int32_t id, void *userdata)
+{
+        cas_engine *e = userdata;
+        e->transport.backing_close(e->transport.userdata, id);
+}
+
 int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_engine_transport *transport,
                    cas_engine **ret)
 {
@@ -1274,6 +1350,8 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
                 free(e);
                 return k;
         }
+        if (e->transport.backing_close)
+                cas_inodes_set_backing_release(e->inodes, release_backing, e);
         (void)cas_metastore_roots_generation(store->meta, &e->roots_generation);
         *ret = e;
         return 0;

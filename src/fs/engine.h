@@ -33,6 +33,11 @@ typedef struct cas_engine_transport {
         /* Sends one notification message (fuse_out_header with unique 0, then
          * its body). May be NULL when the transport has none (virtiofs). */
         int (*notify)(void *userdata, const struct iovec *iov, int iovcnt);
+        /* FUSE passthrough (/dev/fuse, kernel 6.9+, CAP_SYS_ADMIN): registers
+         * fd as a backing file and returns its id (> 0) or -errno; closes an
+         * id. NULL when the transport has none. */
+        int (*backing_open)(void *userdata, int fd);
+        void (*backing_close)(void *userdata, int32_t id);
         void *userdata;
 } cas_engine_transport;
 

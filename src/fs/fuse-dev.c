@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -34,6 +35,30 @@ static int notify_cb(void *userdata, const struct iovec *iov, int iovcnt)
         cas_fuse *f = userdata;
         ssize_t n = writev(f->fd, iov, iovcnt);
         return n < 0 ? -errno : 0;
+}
+
+/* FUSE passthrough's ioctls (Linux 6.9), newer than the headers we build with. */
+struct backing_map {
+        int32_t fd;
+        uint32_t flags;
+        uint64_t padding;
+};
+#define IOC_BACKING_OPEN _IOW(229, 1, struct backing_map)
+#define IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+
+static int backing_open_cb(void *userdata, int fd)
+{
+        cas_fuse *f = userdata;
+        struct backing_map map = {.fd = fd};
+        int id = ioctl(f->fd, IOC_BACKING_OPEN, &map);
+        return id < 0 ? -errno : id;
+}
+
+static void backing_close_cb(void *userdata, int32_t id)
+{
+        cas_fuse *f = userdata;
+        uint32_t u = (uint32_t)id;
+        (void)ioctl(f->fd, IOC_BACKING_CLOSE, &u);
 }
 
 static void *worker(void *userdata)
@@ -92,6 +117,10 @@ int cas_fuse_mount(cas_store *store, const cas_engine_options *eo, const cas_fus
         /* a request: header plus the largest write the kernel may send; a reply: header plus a read */
         f->bufsize = (size_t)o.max_pages * 4096 + 4096;
         cas_engine_transport t = {.notify = notify_cb, .userdata = f};
+        if (!fo->no_passthrough) {
+                t.backing_open = backing_open_cb;
+                t.backing_close = backing_close_cb;
+        }
         r = cas_engine_new(store, &o, &t, &f->engine);
         if (r < 0 || !f->mountpoint) {
                 cas_fuse_free(f);

@@ -23,7 +23,15 @@ struct cas_inodes {
         _Atomic uint64_t next_ino;
         _Atomic uint64_t count;
         cas_inode root;
+        void (*release_backing)(int32_t id, void *userdata); /* see cas_inodes_set_backing_release */
+        void *release_userdata;
 };
+
+void cas_inodes_set_backing_release(cas_inodes *t, void (*fn)(int32_t id, void *userdata), void *userdata)
+{
+        t->release_backing = fn;
+        t->release_userdata = userdata;
+}
 
 static uint64_t key_hash(uint8_t type, bool executable, const cas_digest *d)
 {
@@ -99,8 +107,11 @@ void cas_dir_cache_unref(cas_dir_cache *c)
         }
 }
 
-static void inode_free(cas_inode *i)
+static void inode_free(cas_inodes *t, cas_inode *i)
 {
+        int32_t id = atomic_load(&i->backing_id);
+        if (t && id > 0 && t->release_backing)
+                t->release_backing(id, t->release_userdata);
         free(i->target);
         free(atomic_load(&i->outboard));
         cas_dir_cache_unref(i->dcache);
@@ -117,7 +128,7 @@ cas_inodes *cas_inodes_free(cas_inodes *t)
                         cas_inode *i = s->buckets[b], *next;
                         for (; i; i = next) {
                                 next = i->next_by_ino;
-                                inode_free(i);
+                                inode_free(NULL, i); /* the connection is gone: so are its backing files */
                         }
                 }
                 free(s->buckets);
@@ -241,7 +252,7 @@ void cas_inode_unref(cas_inodes *t, cas_inode *i)
         if (!i || i == &t->root)
                 return;
         if (atomic_fetch_sub(&i->refs, 1) == 1) {
-                inode_free(i);
+                inode_free(t, i);
                 atomic_fetch_sub(&t->count, 1);
         }
 }

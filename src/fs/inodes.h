@@ -42,6 +42,9 @@ typedef struct cas_inode {
         _Atomic uint32_t seen_at;
         /* directories: entries below this index were already read ahead */
         _Atomic uint32_t read_ahead;
+        /* files served by FUSE passthrough: the kernel's id of the blob's file
+         * (0: none yet); released when the inode goes */
+        _Atomic int32_t backing_id;
         /* directories: loaded on first use; dropped again once the kernel has
          * all entries (after a full READDIRPLUS), so that memory follows what
          * is still needed. Protected by the table's dir locks. */
@@ -53,6 +56,9 @@ typedef struct cas_inodes cas_inodes;
 
 int cas_inodes_new(cas_inodes **ret);
 cas_inodes *cas_inodes_free(cas_inodes *t);
+
+/* Called with an inode's backing_id when the inode goes (FORGET), to close it. */
+void cas_inodes_set_backing_release(cas_inodes *t, void (*fn)(int32_t id, void *userdata), void *userdata);
 
 /* The mount top (never freed). */
 cas_inode *cas_inodes_root(cas_inodes *t);
