@@ -112,9 +112,12 @@ static void inode_free(cas_inodes *t, cas_inode *i)
         int32_t id = atomic_load(&i->backing_id);
         if (t && id > 0 && t->release_backing)
                 t->release_backing(id, t->release_userdata);
-        free(i->target);
-        free(atomic_load(&i->outboard));
-        cas_dir_cache_unref(i->dcache);
+        if (i->type == CAS_NODE_SYMLINK)
+                free(i->target);
+        else if (i->type == CAS_NODE_FILE)
+                free(atomic_load(&i->outboard));
+        else
+                cas_dir_cache_unref(i->dcache);
         free(i);
 }
 

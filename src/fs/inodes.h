@@ -32,23 +32,29 @@ typedef struct cas_inode {
         _Atomic uint8_t verified; /* files verified whole: 0 not yet, 1 the blob matched its digest, 2 it did not */
         uint64_t size;            /* bytes of a file, entries of a directory, length of a target */
         cas_digest digest;        /* blob or directory digest; for a symlink the hash of its target */
-        char *target;             /* symlink, NUL-terminated */
-        /* large files: the blob's outboard, checked against the digest; set
-         * once (under the engine's verify lock), freed with the inode */
-        _Atomic(uint8_t *) outboard;
-        /* where the kernel last found this inode: the directory's inode number
-         * and the entry's index in it (files: to read the next ones ahead) */
-        _Atomic uint64_t seen_in;
+        /* What only one type of inode has; each inode is of one type. */
+        union {
+                char *target; /* symlinks, NUL-terminated */
+                /* files over 1 MiB: the blob's outboard, checked against the
+                 * digest; set once (under the engine's verify lock) */
+                _Atomic(uint8_t *) outboard;
+                /* directories: loaded on first use; dropped again once the
+                 * kernel has all entries (after a full READDIRPLUS), so that
+                 * memory follows what is still needed. Protected by the
+                 * table's dir locks. */
+                struct cas_dir_cache *dcache;
+        };
+        union {
+                /* files: the directory (inode number) the kernel last found it in */
+                _Atomic uint64_t seen_in;
+                /* directories: entries below this index were already read ahead */
+                _Atomic uint32_t read_ahead;
+        };
+        /* files: the entry's index in that directory */
         _Atomic uint32_t seen_at;
-        /* directories: entries below this index were already read ahead */
-        _Atomic uint32_t read_ahead;
         /* files served by FUSE passthrough: the kernel's id of the blob's file
          * (0: none yet); released when the inode goes */
         _Atomic int32_t backing_id;
-        /* directories: loaded on first use; dropped again once the kernel has
-         * all entries (after a full READDIRPLUS), so that memory follows what
-         * is still needed. Protected by the table's dir locks. */
-        struct cas_dir_cache *dcache;
         struct cas_inode *next_by_key, *next_by_ino; /* hash chains, under the shard locks */
 } cas_inode;
 
