@@ -34,10 +34,10 @@ static void mount_help(FILE *f)
                 "                     a corrupt one reads as EIO)\n"
                 "      --prefetch N   when a file is first read, read the next N files of its\n"
                 "                     directory ahead, in parallel (default: %u; 0: off)\n"
-                "      --no-passthrough  serve every read through the daemon (default: where\n"
-                "                     the kernel supports FUSE passthrough and the daemon runs as\n"
-                "                     root, the kernel reads a checked blob's file directly; blobs\n"
-                "                     over 1 MiB are always served by the daemon, checked per read)\n"
+                "      --passthrough  let the kernel read a checked blob of up to 1 MiB straight\n"
+                "                     from the store (FUSE passthrough: Linux 6.9+, as root);\n"
+                "                     faster first reads, but every open costs a round trip, so\n"
+                "                     cached reads are slower (default: off)\n"
                 "  -h, --help         show this help\n",
                 CLI_DEFAULT_PREFETCH);
 }
@@ -81,7 +81,7 @@ int cmd_mount(int argc, char **argv)
                 {"foreground", no_argument, NULL, 'f'},
                 {"no-verify", no_argument, NULL, 'N'},
                 {"prefetch", required_argument, NULL, 'P'},
-                {"no-passthrough", no_argument, NULL, 'T'},
+                {"passthrough", no_argument, NULL, 'T'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -105,7 +105,7 @@ int cmd_mount(int argc, char **argv)
                         fo.allow_other = true;
                         break;
                 case 'T':
-                        fo.no_passthrough = true;
+                        fo.passthrough = true;
                         break;
                 case 'f':
                         foreground = true;

@@ -117,7 +117,7 @@ int cas_fuse_mount(cas_store *store, const cas_engine_options *eo, const cas_fus
         /* a request: header plus the largest write the kernel may send; a reply: header plus a read */
         f->bufsize = (size_t)o.max_pages * 4096 + 4096;
         cas_engine_transport t = {.notify = notify_cb, .userdata = f};
-        if (!fo->no_passthrough) {
+        if (fo->passthrough) {
                 t.backing_open = backing_open_cb;
                 t.backing_close = backing_close_cb;
         }

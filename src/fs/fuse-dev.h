@@ -14,7 +14,7 @@ typedef struct cas_fuse cas_fuse;
 typedef struct cas_fuse_options {
         unsigned threads;  /* workers reading /dev/fuse; 0: one per CPU */
         bool allow_other;  /* let other users in (mount option allow_other) */
-        bool no_passthrough; /* serve every read itself, even where the kernel could read the blob's file */
+        bool passthrough;  /* let the kernel read checked blobs' files itself (FUSE passthrough) */
 } cas_fuse_options;
 
 /* Mounts at mountpoint; on failure *ret_error (optional) says why. */

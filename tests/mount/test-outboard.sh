@@ -102,6 +102,20 @@ check "fsck does not count a missing outboard as damage" "$CASFS" fsck
 "$CASFS" import --name big "$TMP/big" --no-cache >/dev/null
 check "importing the content again writes the outboard back" test -f "$ob"
 
+# --passthrough: the kernel reads checked small blobs itself; a damaged one still reads as EIO
+head -c 50000 /dev/urandom > "$TMP/big/small.bin"
+head -c 60000 /dev/urandom > "$TMP/big/damaged.bin"
+"$CASFS" import --name big "$TMP/big" >/dev/null
+dpath=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$(digest_of damaged.bin)")
+chmod u+w "$dpath"
+flip "$dpath" 30000
+start_mount --passthrough
+check_eq "--passthrough: a damaged small blob reads as EIO" "$(errno_of read "$MNT/big/damaged.bin")" EIO
+rm "$TMP/big/damaged.bin"
+check "--passthrough: every other file reads right" diff -r -x damaged.bin "$TMP/big" "$MNT/big"
+check "and twice" cmp "$MNT/big/small.bin" "$TMP/big/small.bin"
+stop_mount
+
 # gc removes an outboard with its blob
 "$CASFS" rm big
 "$CASFS" gc >/dev/null
