@@ -12,11 +12,61 @@ MNT=$TMP/mnt
 mkdir -p "$MNT"
 DAEMON_PID=
 
+# abort_mount: aborts the FUSE connection of $MNT (through fusectl), which
+# fails every request in flight. The way out of a hung daemon: a process
+# waiting on a request the daemon has read cannot be killed, and a daemon
+# thread stuck in the kernel keeps the connection (and the mount) alive.
+abort_mount() {
+        local dev conns=/sys/fs/fuse/connections mounted=
+        dev=$(awk -v m="$MNT" '$5 == m {print $3}' /proc/self/mountinfo | tail -n 1)
+        [ -n "$dev" ] || return 0
+        if [ ! -e "$conns/${dev#*:}" ] && mount -t fusectl fusectl "$conns" 2>/dev/null; then
+                mounted=1
+        fi
+        echo 1 > "$conns/${dev#*:}/abort" 2>/dev/null && echo "aborted the FUSE connection of $MNT" >&2
+        [ -z "$mounted" ] || umount "$conns"
+}
+
+# deadline SECONDS COMMAND...: runs it; when it has not ended after SECONDS,
+# says so and aborts the mount's connection, which ends it, and returns 124
+# (timeout(1) is not enough: it cannot kill a process stuck on the mount)
+deadline() {
+        local secs=$1 wd rc flag=$TMP/deadline.$BASHPID fifo=$TMP/deadline-fifo.$BASHPID
+        shift
+        rm -f "$flag" "$fifo"
+        mkfifo "$fifo"
+        (
+                cd / || exit 0 # not in the mount: the watchdog must not keep it busy
+                # waits in a builtin, so that killing this subshell leaves no child behind
+                read -r -t "$secs" _ <>"$fifo" && exit 0
+                : > "$flag"
+                echo "HANG: '$*' did not end within $secs s" >&2
+                abort_mount
+        ) >/dev/null &
+        wd=$!
+        "$@"
+        rc=$?
+        kill -TERM "$wd" 2>/dev/null
+        wait "$wd" 2>/dev/null
+        rm -f "$fifo"
+        if [ -e "$flag" ]; then
+                rm -f "$flag"
+                return 124
+        fi
+        return "$rc"
+}
+
 stop_mount() {
         if [ -n "$DAEMON_PID" ]; then
                 kill -TERM "$DAEMON_PID" 2>/dev/null
                 for _ in $(seq 1 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
                 kill -KILL "$DAEMON_PID" 2>/dev/null
+                # a daemon thread stuck in the kernel on its own mount outlives SIGKILL
+                for _ in $(seq 1 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+                if kill -0 "$DAEMON_PID" 2>/dev/null; then
+                        echo "the daemon does not exit: a thread of it hangs in the kernel" >&2
+                        abort_mount
+                fi
                 wait "$DAEMON_PID" 2>/dev/null
                 DAEMON_PID=
         fi
@@ -39,9 +89,25 @@ start_mount() {
         return 1
 }
 
-# errno_of COMMAND...: runs it and prints the error name the failure carries (from python)
+# flip_byte FILE OFFSET: flips the lowest bit of one byte, in place
+flip_byte() {
+        local b
+        b=$(od -An -tu1 -j "$2" -N 1 "$1" | tr -d ' ')
+        printf "\\$(printf '%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# errno_of COMMAND...: runs it and prints the error name the failure carries
+# (from python), or TIMEOUT when it does not return within $ERRNO_TIMEOUT
+# seconds (default 30): a hang is a failure, not a stuck test
 errno_of() {
-        python3 - "$@" <<'PY'
+        local rc
+        [ -e "$TMP/errno-of.py" ] || printf '%s\n' "$ERRNO_OF_PY" > "$TMP/errno-of.py"
+        deadline "${ERRNO_TIMEOUT:-30}" python3 "$TMP/errno-of.py" "$@"
+        rc=$?
+        if [ "$rc" -eq 124 ]; then echo TIMEOUT; fi
+        return "$rc"
+}
+ERRNO_OF_PY=$(cat <<'PY'
 import errno, os, sys
 op, path = sys.argv[1], sys.argv[2]
 try:
@@ -70,4 +136,4 @@ try:
 except OSError as e:
     print(errno.errorcode[e.errno])
 PY
-}
+)

@@ -168,6 +168,28 @@ roots-change)
         for _ in $(seq 1 30); do [ ! -e "$MNT/later" ] && { ok=true; break; }; sleep 0.1; done
         check "a removed root goes" $ok
         ;;
+roots-change-lookup)
+        # Known bug (an expected failure until fixed, see meson.build): a
+        # LOOKUP or READDIR at the top refreshes the roots inside the request
+        # (engine.c, cas_engine_handle -> cas_engine_refresh_roots), and the
+        # FUSE_NOTIFY_INVAL_ENTRY it writes for a replaced root waits for the
+        # top's inode lock, which the kernel holds for that very lookup: the
+        # daemon and the looking process hang for good (only aborting the
+        # connection ends them). Exit 99 when the set-up fails.
+        mkdir -p "$TMP/x" "$TMP/y"
+        echo x > "$TMP/x/f"
+        echo y > "$TMP/y/f"
+        "$CASFS" import --name a "$TMP/x" >/dev/null || exit 99
+        start_mount || exit 99
+        [ "$(cat "$MNT/a/f")" = x ] || exit 99
+        "$CASFS" import --name a "$TMP/y" >/dev/null || exit 99
+        # before the daemon's once-a-second refresh: the lookup refreshes
+        check_eq "a new name looked up right after a root was replaced" "$(ERRNO_TIMEOUT=10 errno_of stat "$MNT/b")" ENOENT
+        check "the daemon is alive" kill -0 "$DAEMON_PID"
+        ok=false
+        for _ in $(seq 1 30); do [ "$(deadline 10 cat "$MNT/a/f" 2>/dev/null)" = y ] && { ok=true; break; }; sleep 0.1; done
+        check "the replaced root shows its new content" $ok
+        ;;
 lifecycle)
         tree
         EXPECT_RC=1 check_fails "a missing mountpoint" "$CASFS" mount -f "$TMP/nope"
@@ -329,11 +351,28 @@ verify)
         blob=$("$CASFS" stat "tree/ütf-8 ñame ☃/medium.bin" | sed -n 's/^digest: //p')
         path=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$blob")
         chmod u+w "$path"
-        printf '\x5a' | dd of="$path" bs=1 seek=65000 conv=notrunc status=none
+        flip_byte "$path" 65000
         big=$("$CASFS" stat tree/big.bin | sed -n 's/^digest: //p')
         bigpath=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$big")
         chmod u+w "$bigpath"
-        printf '\x5a' | dd of="$bigpath" bs=1 seek=1000000 conv=notrunc status=none
+        flip_byte "$bigpath" 1000000
+        # blobs of the wrong length, small and large (with an outboard): a
+        # byte short, a byte over; each reads as EIO, whatever the offset
+        mkdir -p "$TMP/damaged"
+        for f in short long intact; do head -c 200000 /dev/urandom > "$TMP/damaged/$f.bin"; done
+        for f in large-short large-long; do head -c 3000000 /dev/urandom > "$TMP/damaged/$f.bin"; done
+        "$CASFS" import --name damaged "$TMP/damaged" >/dev/null || fail "import"
+        wrong=(short large-short long large-long)
+        declare -A wd
+        for f in "${wrong[@]}"; do
+                wd[$f]=$("$CASFS" stat "damaged/$f.bin" | sed -n 's/^digest: //p')
+                p=$("$STORE_TOOL" "$CASFS_STORE" blob-path "${wd[$f]}")
+                chmod u+w "$p" # blob files are read-only
+                case $f in
+                *short) truncate -s -1 "$p" ;;
+                *long) printf x >> "$p" ;;
+                esac
+        done
         start_mount
         check_eq "a corrupt small blob reads as EIO" "$(errno_of read "$MNT/tree/ütf-8 ñame ☃/medium.bin")" EIO
         check_eq "also its first bytes, far from the damage" \
@@ -344,11 +383,141 @@ verify)
                 "$(dd if="$MNT/tree/big.bin" bs=4096 count=1 2>/dev/null | b3sum --no-names)" \
                 "$(head -c 4096 "$TMP/tree/big.bin" | b3sum --no-names)"
         check "the daemon names the large blob" grep -q "blob $big: corrupt" "$TMP/daemon.log"
+        for f in "${wrong[@]}"; do
+                check_eq "$f.bin: still its recorded size" "$(stat -c %s "$MNT/damaged/$f.bin")" "$(stat -c %s "$TMP/damaged/$f.bin")"
+                check_eq "$f.bin: reading it is EIO" "$(errno_of read "$MNT/damaged/$f.bin")" EIO
+                check_eq "$f.bin: not even its first page" "$(deadline 30 dd if="$MNT/damaged/$f.bin" bs=4096 count=1 2>/dev/null | wc -c)" 0
+                check "$f.bin: the daemon names its blob" grep -q "blob ${wd[$f]}: stored with the wrong size" "$TMP/daemon.log"
+        done
         check "intact files read" cmp "$MNT/tree/hello.txt" "$TMP/tree/hello.txt"
+        check "also beside the damaged ones" cmp "$MNT/damaged/intact.bin" "$TMP/damaged/intact.bin"
+        check "the daemon is alive" kill -0 "$DAEMON_PID"
         stop_mount
         start_mount --no-verify
         check "--no-verify serves the stored bytes as they are" \
                 bash -c "! cmp -s '$MNT/tree/ütf-8 ñame ☃/medium.bin' '$TMP/tree/ütf-8 ñame ☃/medium.bin'"
+        for f in "${wrong[@]}"; do
+                check_eq "--no-verify: a blob of the wrong size is still EIO ($f.bin)" "$(errno_of read "$MNT/damaged/$f.bin")" EIO
+        done
+        ;;
+hostile)
+        # the records of tests/lib/hostile.sh (test-hostile.sh gives the same
+        # ones to the CLI): each entry still stats, listing it or looking below
+        # it is EIO, no listing shows an impossible name, a walk of the whole
+        # mount ends and stays inside, and the daemon keeps serving
+        . "$SOURCE_ROOT/tests/lib/hostile.sh"
+        hostile_store
+        start_mount --list-root
+        roots=$("$CASFS" roots)
+        for c in "${HOSTILE_CORRUPT_ROOTS[@]}"; do
+                check_eq "$c: lstat works" "$(errno_of lstat "$MNT/$c")" OK
+                check_eq "$c: a directory" "$(deadline 60 stat -c %F "$MNT/$c")" directory
+                check_eq "$c: listing it is EIO" "$(errno_of listdir "$MNT/$c")" EIO
+                check_eq "$c: a path below it is EIO" "$(errno_of lstat "$MNT/$c/a")" EIO
+                check_eq "$c: and deeper" "$(errno_of stat "$MNT/$c/self/self/x")" EIO
+                d=$(awk -F'\t' -v n="$c" '$1 == n {print $3}' <<<"$roots")
+                check "$c: the daemon names its directory ($d)" grep -qF "directory $d is corrupt in the store" "$TMP/daemon.log"
+        done
+        for c in "${HOSTILE_BAD_ROOTS[@]}"; do
+                check_eq "a refused root record ($c) is EIO" "$(errno_of lstat "$MNT/$c")" EIO
+                check_eq "also below it ($c)" "$(errno_of lstat "$MNT/$c/a")" EIO
+        done
+
+        # damage one level down; a directory naming itself as its child (its
+        # record does not hash to its key) does not loop
+        check_eq "a valid directory above a corrupt one lists" "$(deadline 60 ls "$MNT/nested" | tr '\n' ' ')" "f sub "
+        check_eq "the corrupt one below stats" "$(errno_of lstat "$MNT/nested/sub")" OK
+        check_eq "and does not list" "$(errno_of listdir "$MNT/nested/sub")" EIO
+        deadline 60 ls -R "$MNT/selfref" "$MNT/nested" >/dev/null 2>&1
+        rc=$?
+        check "ls -R into the self-reference ends (exit $rc)" test "$rc" -lt 124
+        check_eq "selfref/self/self/self/self" "$(errno_of stat "$MNT/selfref/self/self/self/self")" EIO
+        check_eq "an absurd child size is shown as stored" "$(deadline 60 stat -c %s "$MNT/absurd/a")" 4611686018427387904
+
+        # the whole mount: find ends, never leaves it, sees every root and
+        # what lies below the valid ones, and fails exactly on the damaged ones
+        deadline 60 find "$MNT" -printf '%D %P\n' >"$TMP/walk" 2>"$TMP/walk.err"
+        rc=$?
+        check "find over the mount ends (exit $rc)" test "$rc" -lt 124
+        check_eq "find stayed on the mount" "$(awk '{print $1}' "$TMP/walk" | sort -u)" "$(stat -c %d "$MNT")"
+        check "and never went up" bash -c "! grep -Eq '(^| |/)\\.\\.?(/|\$)' '$TMP/walk'"
+        known=$(printf '%s\n' "${HOSTILE_CORRUPT_ROOTS[@]}" absurd nested ok)
+        want=$( (echo "$known"; printf '%s\n' absurd/a nested/f nested/sub ok/file) | sort)
+        got=$(cut -d' ' -f2- "$TMP/walk" | awk 'NR == FNR {k[$0]; next} {split($0, p, "/")} p[1] in k' <(echo "$known") - | sort)
+        check_eq "find saw every root and what is below the valid ones" "$got" "$want"
+        want=$( (echo "$known" | grep -vxE 'absurd|nested|ok'; printf '%s\n' absurd/a nested/sub) | sort)
+        got=$(sed -n "s|^find: .$MNT/\\(.*\\).: Input/output error\$|\\1|p" "$TMP/walk.err" | sort)
+        check_eq "find failed on exactly the damaged directories" "$got" "$want"
+        check_eq "and nothing else" "$(grep -vc 'Input/output error$' "$TMP/walk.err")" 0
+
+        # every listing the mount gives: '.' and '..' once, no name with a '/'
+        # (the kernel would refuse it) and no empty one
+        listings=0
+        while IFS= read -r -d '' dir; do
+                names=$(deadline 60 ls -1ab "$dir" 2>/dev/null) || continue # the EIO ones: checked above
+                listings=$((listings + 1))
+                check_eq "'.' and '..' once in $dir" "$(grep -cxE '\.\.?' <<<"$names")" 2
+                check "no name with '/' or empty in $dir" bash -c '! grep -qE "/|^$" <<<"$1"' _ "$names"
+        done < <(deadline 60 find "$MNT" -type d -print0 2>/dev/null)
+        check "every listable directory was listed ($listings)" test "$listings" -eq 4
+
+        # the daemon survived all of it and still serves the intact root
+        check "the daemon is alive" kill -0 "$DAEMON_PID"
+        check "the intact root reads right" cmp "$MNT/ok/file" "$TMP/ok/file"
+        check "also beside the damage" cmp "$MNT/nested/f" "$TMP/ok/file"
+        check "no sanitizer report" bash -c "! grep -qE 'runtime error|Sanitizer' '$TMP/daemon.log'"
+        ;;
+hostile-wrong-size)
+        # Known bug (an expected failure until fixed, see meson.build): the
+        # inode table keys files by digest and executable bit only, so a
+        # record that gives a blob the wrong size (wrongsize/big: 1000 bytes
+        # for a 5-byte blob) shares the inode of every intact file with that
+        # blob. Whichever is looked up first sets the size of all: ok/file
+        # then stats 1000 and reads EIO, or wrongsize/big reads as 5 bytes.
+        # Exit 99 (an error, not the expected failure) when the set-up fails.
+        . "$SOURCE_ROOT/tests/lib/hostile.sh"
+        hostile_store
+        hostile_store_aliases
+        [ "$failures" -eq 0 ] || exit 99
+        start_mount || exit 99
+        check_eq "the record claiming 1000 bytes, looked up first: its size" "$(stat -c %s "$MNT/wrongsize/big")" 1000
+        check_eq "it reads as EIO" "$(errno_of read "$MNT/wrongsize/big")" EIO
+        check_eq "the intact file with the same blob keeps its size" "$(stat -c %s "$MNT/ok/file")" 5
+        check "and reads right" cmp "$MNT/ok/file" "$TMP/ok/file"
+        stop_mount
+        start_mount || exit 99
+        check "the intact file looked up first reads right" cmp "$MNT/ok/file" "$TMP/ok/file"
+        check_eq "the record claiming 2 bytes: its size" "$(stat -c %s "$MNT/wrongsize/small")" 2
+        check_eq "it reads as EIO, not as the 5 bytes" "$(errno_of read "$MNT/wrongsize/small")" EIO
+        check "the daemon names the blob" grep -q "blob blake3-.*: stored with the wrong size" "$TMP/daemon.log"
+        ;;
+hostile-shadow-root)
+        # Known bug (an expected failure until fixed, see meson.build): the
+        # listing of roots takes each root's name from its record, not from
+        # its key (metastore.c, root_iter_cb), while lookups go by the key. A
+        # record under the key zzz naming 'ok' lists 'ok' twice, and once the
+        # top is listed (READDIRPLUS), the kernel's entry 'ok' is the hostile
+        # directory: the intact root ok is EIO. (The misnamed record shows as
+        # 'other', a name that does not resolve.) Exit 99 when the set-up fails.
+        . "$SOURCE_ROOT/tests/lib/hostile.sh"
+        hostile_store
+        hostile_store_aliases
+        [ "$failures" -eq 0 ] || exit 99
+        keys=$(printf '%s\n' "${HOSTILE_CORRUPT_ROOTS[@]}" "${HOSTILE_BAD_ROOTS[@]}" absurd nested ok wrongsize zzz | sort)
+        valid=$(printf '%s\n' "${HOSTILE_CORRUPT_ROOTS[@]}" absurd nested ok wrongsize | sort)
+        for lister in cli mount; do
+                if [ $lister = cli ]; then
+                        listed=$("$CASFS" roots | cut -f1)
+                else
+                        start_mount --list-root || exit 99
+                        listed=$(deadline 60 ls -1 "$MNT")
+                fi
+                check_eq "$lister: no root listed twice" "$(sort <<<"$listed" | uniq -d)" ""
+                check_eq "$lister: only names that are keys" "$(sort -u <<<"$listed" | comm -23 - <(echo "$keys"))" ""
+                check_eq "$lister: every valid root listed" "$(comm -13 <(sort -u <<<"$listed") <(echo "$valid"))" ""
+        done
+        check_eq "after listing the top, ok is still the intact root" "$(deadline 60 ls "$MNT/ok")" file
+        check "and reads right" cmp "$MNT/ok/file" "$TMP/ok/file"
         ;;
 stress)
         # 16 readers doing lookups, reads and readdirs while the kernel's
