@@ -1288,8 +1288,12 @@ ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt, con
                 if (!i)
                         k = reply_err(r, ESTALE);
                 else {
-                        if (r->in->nodeid == CAS_ROOT_INO && (opcode == FUSE_LOOKUP || opcode == FUSE_READDIRPLUS ||
-                                                              opcode == FUSE_READDIR))
+                        /* Not where the refresh would notify the kernel: it
+                         * waits for the top's lock, which the kernel holds
+                         * for this very request (a deadlock). The transport
+                         * refreshes every second instead. */
+                        if (r->in->nodeid == CAS_ROOT_INO && !e->transport.notify &&
+                            (opcode == FUSE_LOOKUP || opcode == FUSE_READDIRPLUS || opcode == FUSE_READDIR))
                                 (void)cas_engine_refresh_roots(e);
                         k = o->fn(r, i);
                         cas_inode_unref(e->inodes, i);

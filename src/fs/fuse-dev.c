@@ -222,8 +222,9 @@ int cas_fuse_wait(cas_fuse *f, const sigset_t *signals)
                 else
                         (void)cas_engine_refresh_roots(f->engine);
         }
-        if (atomic_load(&f->running) == 0)
-                f->unmounted = true; /* the kernel closed the connection: unmounted from outside */
+        /* Unmounted from outside (the kernel closed the connection): the
+         * unmount in cas_fuse_free still runs, finds the mount gone and frees
+         * libfuse's copy of the mountpoint. */
         return 0;
 }
 
