@@ -102,13 +102,6 @@ mount_sys() {
         wait_mounted "$1"
 }
 
-timed() { # prints seconds
-        local t0 t1
-        t0=$(now)
-        "$@" >/dev/null 2>&1 || echo "warning: '$*' failed on $root" >&2
-        t1=$(now)
-        echo "$t1 - $t0" | bc
-}
 walk() { "${pin[@]}" find "$root" -printf '%s %m %y\n' > /dev/null; }
 readall() { (cd "$root" && "${pin[@]}" find . -type f -exec cat {} + | wc -c > /dev/null); }
 readbig() { [ "$("${pin[@]}" cat "$root/$big" | wc -c)" -eq "$big_size" ]; }
@@ -184,11 +177,7 @@ echo "cold seq: cat of the largest file, $big ($big_size bytes); cold rand: $nre
 line="cold rand, slowest read (ms):"
 for s in "${systems[@]}"; do line+=" $s ${med[$s,rand_max]}"; done
 echo "$line"
-line="cold rand, bytes the daemon read per 4 KiB read:"
-for s in "${systems[@]}"; do
-        [ -n "${med[$s,rand_bytes]:-}" ] && line+=" $s $(awk -v b="${med[$s,rand_bytes]}" -v n="$nreads" 'BEGIN {printf "%.0f", b / n}')"
-done
-[ "$line" = "cold rand, bytes the daemon read per 4 KiB read:" ] || echo "$line"
+print_rand_bytes
 if [[ " ${systems[*]} " == *" casfs "* && " ${systems[*]} " == *" casfs-noverify "* ]]; then
         echo "cost of verification (casfs / casfs-noverify): cold read $(ratio "${med[casfs,cold_read]}" "${med[casfs-noverify,cold_read]}")," \
                 "cold seq $(ratio "${med[casfs,cold_seq]}" "${med[casfs-noverify,cold_seq]}")," \

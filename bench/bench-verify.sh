@@ -89,13 +89,6 @@ mount_sys() {
         wait_mounted "$1"
 }
 
-timed() { # prints seconds
-        local t0 t1
-        t0=$(now)
-        "$@" >/dev/null 2>&1 || echo "warning: '$*' failed on $file" >&2
-        t1=$(now)
-        echo "$t1 - $t0" | bc
-}
 readseq() { [ "$("${pin[@]}" cat "$file" | wc -c)" -eq "$bytes" ]; }
 
 declare -A res
@@ -135,11 +128,7 @@ for s in "${systems[@]}"; do
 done
 echo "time in s (ratio to native); cold rand: $nreads random 4 KiB reads (fio, seed $seed, buffered," \
         "POSIX_FADV_RANDOM), the sum of their latencies; cold seq: cat of the whole file"
-line="cold rand, bytes the daemon read per 4 KiB read:"
-for s in "${systems[@]}"; do
-        [ -n "${med[$s,rand_bytes]:-}" ] && line+=" $s $(awk -v b="${med[$s,rand_bytes]}" -v n="$nreads" 'BEGIN {printf "%.0f", b / n}')"
-done
-[ "$line" = "cold rand, bytes the daemon read per 4 KiB read:" ] || echo "$line"
+print_rand_bytes
 if [[ " ${systems[*]} " == *" casfs "* && " ${systems[*]} " == *" casfs-noverify "* ]]; then
         echo "verify / no-verify: cold rand $(ratio "${med[casfs,cold_rand]}" "${med[casfs-noverify,cold_rand]}")," \
                 "cold seq $(ratio "${med[casfs,cold_seq]}" "${med[casfs-noverify,cold_seq]}")"

@@ -5,6 +5,27 @@
 
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 now() { date +%s.%N; }
+# timed COMMAND...: runs it, prints its seconds; warns (naming $root or $file,
+# what the caller measures) when it fails
+timed() {
+        local t0 t1
+        t0=$(now)
+        "$@" >/dev/null 2>&1 || echo "warning: '$*' failed on ${root:-${file:-}}" >&2
+        t1=$(now)
+        echo "$t1 - $t0" | bc
+}
+
+# print_rand_bytes: the line of bytes each daemon read per random 4 KiB read,
+# from the caller's med[SYSTEM,rand_bytes], systems and nreads (none: no line)
+print_rand_bytes() {
+        local s line="cold rand, bytes the daemon read per 4 KiB read:"
+        for s in "${systems[@]}"; do
+                [ -n "${med[$s,rand_bytes]:-}" ] &&
+                        line+=" $s $(awk -v b="${med[$s,rand_bytes]}" -v n="$nreads" 'BEGIN {printf "%.0f", b / n}')"
+        done
+        [ "$line" = "cold rand, bytes the daemon read per 4 KiB read:" ] || echo "$line"
+}
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 # alive PID: the process exists and is not a zombie

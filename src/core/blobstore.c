@@ -409,20 +409,16 @@ static int local_put_file(cas_blobstore *bs, const cas_digest *d, int fd, uint64
         return local_link(bs, fd, path);
 }
 
-static int local_put_buffer(cas_blobstore *bs, const cas_digest *d, const void *buf, size_t n,
-                            int *ret_existed)
+/* Writes n bytes to path (relative to blobs/) through a temporary file,
+ * unless a file of that size is there already: then returns 1. */
+static int local_write_file(cas_blobstore *bs, const char *path, const void *buf, size_t n)
 {
-        char path[LOCAL_PATH_MAX];
         _cleanup_close_ int fd = -1;
         int r;
 
-        local_path(d, path);
         r = local_existing(bs, path, n);
-        if (r != 0) {
-                *ret_existed = r > 0;
-                return r < 0 ? r : 0;
-        }
-        *ret_existed = 0;
+        if (r != 0)
+                return r;
         fd = open_spill(bs);
         if (fd < 0)
                 return fd;
@@ -430,6 +426,20 @@ static int local_put_buffer(cas_blobstore *bs, const cas_digest *d, const void *
         if (r < 0)
                 return r;
         return local_link(bs, fd, path);
+}
+
+static int local_put_buffer(cas_blobstore *bs, const cas_digest *d, const void *buf, size_t n,
+                            int *ret_existed)
+{
+        char path[LOCAL_PATH_MAX];
+        int r;
+
+        local_path(d, path);
+        r = local_write_file(bs, path, buf, n);
+        if (r < 0)
+                return r;
+        *ret_existed = r > 0;
+        return 0;
 }
 
 static int local_sync(cas_blobstore *bs)
@@ -508,20 +518,11 @@ static int local_remove(cas_blobstore *bs, const cas_digest *d)
 static int local_put_outboard(cas_blobstore *bs, const cas_digest *d, const uint8_t *ob, size_t n)
 {
         char path[LOCAL_PATH_MAX];
-        _cleanup_close_ int fd = -1;
         int r;
 
         local_outboard_path(d, path);
-        r = local_existing(bs, path, n);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        fd = open_spill(bs);
-        if (fd < 0)
-                return fd;
-        r = cas_loop_write(fd, ob, n);
-        if (r < 0)
-                return r;
-        return local_link(bs, fd, path);
+        r = local_write_file(bs, path, ob, n);
+        return r < 0 ? r : 0;
 }
 
 static int local_get_outboard(cas_blobstore *bs, const cas_digest *d, uint8_t *ob, size_t n)
