@@ -34,6 +34,8 @@ typedef struct blobstore_ops {
         int (*put_outboard)(cas_blobstore *bs, const cas_digest *d, const uint8_t *ob, size_t n);
         /* Reads a blob's outboard of exactly n bytes: -ENOENT without one, -EBADMSG when its size is off. */
         int (*get_outboard)(cas_blobstore *bs, const cas_digest *d, uint8_t *ob, size_t n);
+        /* 1 when the blob has an outboard of n bytes, 0 when not (none, or of another length). */
+        int (*has_outboard)(cas_blobstore *bs, const cas_digest *d, size_t n);
         void (*free)(cas_blobstore *bs);
 } blobstore_ops;
 
@@ -258,6 +260,15 @@ int cas_blobstore_get_outboard(cas_blobstore *bs, const cas_digest *d, uint64_t 
         }
         *ret = ob;
         return 0;
+}
+
+int cas_blobstore_has_outboard(cas_blobstore *bs, const cas_digest *d, uint64_t size)
+{
+        uint64_t n = cas_outboard_size(size);
+
+        if (n == 0 || n > SIZE_MAX)
+                return 0;
+        return bs->ops->has_outboard(bs, d, (size_t)n);
 }
 
 int cas_blobstore_put_outboard(cas_blobstore *bs, const cas_digest *d, uint64_t size, const uint8_t *ob)
@@ -545,6 +556,17 @@ static int local_get_outboard(cas_blobstore *bs, const cas_digest *d, uint8_t *o
         return (size_t)k == n ? 0 : -EBADMSG;
 }
 
+static int local_has_outboard(cas_blobstore *bs, const cas_digest *d, size_t n)
+{
+        char path[LOCAL_PATH_MAX];
+        struct stat st;
+
+        local_outboard_path(d, path);
+        if (fstatat(bs->dir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        return S_ISREG(st.st_mode) && (uint64_t)st.st_size == n;
+}
+
 static void local_free(cas_blobstore *bs)
 {
         safe_close(bs->dir_fd);
@@ -561,6 +583,7 @@ static const blobstore_ops local_ops = {
         .remove = local_remove,
         .put_outboard = local_put_outboard,
         .get_outboard = local_get_outboard,
+        .has_outboard = local_has_outboard,
         .free = local_free,
 };
 
@@ -824,6 +847,19 @@ static int memory_get_outboard(cas_blobstore *bs, const cas_digest *d, uint8_t *
         return r < 0 ? r : 0;
 }
 
+static int memory_has_outboard(cas_blobstore *bs, const cas_digest *d, size_t n)
+{
+        memory_blobstore *m = (memory_blobstore *)bs;
+        size_t i;
+        int r;
+
+        pthread_mutex_lock(&m->lock);
+        r = memory_lookup(m, d, &i);
+        r = r >= 0 && m->blobs[i].outboard && cas_outboard_size(m->blobs[i].size) == n;
+        pthread_mutex_unlock(&m->lock);
+        return r;
+}
+
 static void memory_free(cas_blobstore *bs)
 {
         memory_blobstore *m = (memory_blobstore *)bs;
@@ -848,6 +884,7 @@ static const blobstore_ops memory_ops = {
         .remove = memory_remove,
         .put_outboard = memory_put_outboard,
         .get_outboard = memory_get_outboard,
+        .has_outboard = memory_has_outboard,
         .free = memory_free,
 };
 

@@ -62,6 +62,9 @@ int cas_blobstore_remove(cas_blobstore *bs, const cas_digest *d);
  * (the caller checks it with cas_outboard_check), freed by the caller;
  * -ENOENT when the blob has none, -EBADMSG when it has the wrong length. */
 int cas_blobstore_get_outboard(cas_blobstore *bs, const cas_digest *d, uint64_t size, uint8_t **ret);
+/* 1 when the blob of this digest and size has a stored outboard of the right
+ * length (its content unchecked), 0 when not or when its size needs none. */
+int cas_blobstore_has_outboard(cas_blobstore *bs, const cas_digest *d, uint64_t size);
 /* Stores an outboard for a blob already there (for blobs stored without one). */
 int cas_blobstore_put_outboard(cas_blobstore *bs, const cas_digest *d, uint64_t size, const uint8_t *ob);
 /* Removes temporary files left by writers that died (older than min_age seconds). */

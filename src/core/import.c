@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "import.h"
+#include "outboard.h"
 #include "macro.h"
 
 #define QUEUE_SIZE 4096
@@ -98,9 +99,12 @@ static int store_file(importer *im, ientry *e, uint8_t *buf)
         struct stat st;
         int r;
 
-        /* gc prunes the cache of what it removes, so a hit names a stored blob */
+        /* gc prunes the cache of what it removes, so a hit names a stored blob;
+         * a large one stored before outboards existed is read again to get one */
         if (!im->opts->no_cache &&
-            cas_metastore_statcache_get(im->store->meta, &e->key, &e->node.digest) >= 0) {
+            cas_metastore_statcache_get(im->store->meta, &e->key, &e->node.digest) >= 0 &&
+            (cas_outboard_size(e->key.size) == 0 ||
+             cas_blobstore_has_outboard(im->store->blobs, &e->node.digest, e->key.size) > 0)) {
                 atomic_fetch_add(&im->progress->files_cached, 1);
                 atomic_fetch_add(&im->progress->bytes_done, e->key.size);
                 return 0;
