@@ -94,6 +94,28 @@ static int count_root(const cas_node *n, void *userdata)
         return 0;
 }
 
+/* Counts the records of the root registry; lists the damaged ones' names. */
+typedef struct root_records {
+        int valid, damaged;
+        char names[64];
+} root_records;
+
+static int record_cb(const char *name, const cas_node *n, int error, void *userdata)
+{
+        root_records *rr = userdata;
+        if (n) {
+                CHECK_RC(error, 0);
+                CHECK_STR(n->name, name);
+                rr->valid++;
+        } else {
+                CHECK_RC(error, -EBADMSG);
+                rr->damaged++;
+                snprintf(rr->names + strlen(rr->names), sizeof(rr->names) - strlen(rr->names), "%s ",
+                         name);
+        }
+        return 0;
+}
+
 static int count_dir(const cas_digest *d, void *userdata)
 {
         (*(int *)userdata)++;
@@ -216,6 +238,31 @@ static void test_meta(cas_metastore *ms)
         count = 0;
         CHECK_RC(cas_metastore_foreach_root(ms, count_root, &count), 0);
         CHECK_RC(count, 1);
+
+        /* damaged root records: one that does not decode, one naming the
+         * intact root 'tree' (it must not shadow it), one naming none */
+        _cleanup_free_ uint8_t *shadow = NULL, *unnamed = NULL;
+        size_t shadow_len, unnamed_len;
+        cas_node rshadow = dnode("tree", &a, 0), runnamed = dnode("", &a, 0);
+        ASSERT(cas_node_encode(&rshadow, &shadow, &shadow_len) == 0);
+        ASSERT(cas_node_encode(&runnamed, &unnamed, &unnamed_len) == 0);
+        CHECK_RC(cas_metastore_put_raw_root(ms, "junk", "\xff\xff", 2), 0);
+        CHECK_RC(cas_metastore_put_raw_root(ms, "zzz", shadow, shadow_len), 0);
+        CHECK_RC(cas_metastore_put_raw_root(ms, "none", unnamed, unnamed_len), 0);
+        count = 0;
+        CHECK_RC(cas_metastore_foreach_root(ms, count_root, &count), 0);
+        CHECK_RC(count, 1);
+        root_records rr = {0};
+        CHECK_RC(cas_metastore_foreach_root_record(ms, record_cb, &rr), 0);
+        CHECK_RC(rr.valid, 1);
+        CHECK_RC(rr.damaged, 3);
+        CHECK_STR(rr.names, "junk none zzz ");
+        CHECK_RC(cas_metastore_get_root(ms, "zzz", &back), -EBADMSG);
+        CHECK_RC(cas_metastore_get_root(ms, "none", &back), -EBADMSG);
+        CHECK_RC(cas_metastore_get_root(ms, "junk", &back), -EBADMSG);
+        CHECK_RC(cas_metastore_remove_root(ms, "junk"), 0);
+        CHECK_RC(cas_metastore_remove_root(ms, "zzz"), 0);
+        CHECK_RC(cas_metastore_remove_root(ms, "none"), 0);
 
         count = 0;
         CHECK_RC(cas_metastore_foreach_directory(ms, count_dir, &count), 0);

@@ -53,7 +53,8 @@ int cmd_roots(int argc, char **argv)
         int r = simple_options(argc, argv, "roots",
                                "Lists the roots, one per line, tab-separated:\n"
                                "NAME TYPE DIGEST SIZE (DIGEST is '-' for a symlink; SIZE is a file's\n"
-                               "length, a directory's entry count, a symlink target's length).\n");
+                               "length, a directory's entry count, a symlink target's length).\n"
+                               "A damaged root record is left out ('casfs fsck' reports it).\n");
         if (r >= 0)
                 return r;
         if (optind != argc) {

@@ -59,6 +59,7 @@ typedef struct reach {
         cas_metastore *meta;
         cas_digest_map dirs;   /* reachable directories (also missing or corrupt ones) */
         cas_digest_map blobs;  /* reachable blobs -> expected size */
+        uint64_t roots;        /* valid root records */
         uint64_t problems;
         bool report;           /* print each problem (fsck) */
         const char *root;      /* the root being walked, for messages */
@@ -112,10 +113,19 @@ static int mark_directory(const cas_digest *d, const cas_directory *dir, int err
         return 0;
 }
 
-static int mark_root(const cas_node *root, void *userdata)
+static int mark_root(const char *name, const cas_node *root, int error, void *userdata)
 {
         reach *rc = userdata;
 
+        if (!root) {
+                /* its closure is unknown: gc must not run (it could delete
+                 * what the root held before its record was damaged) */
+                rc->problems++;
+                if (rc->report)
+                        printf("corrupt root record %s\n", name);
+                return 0;
+        }
+        rc->roots++;
         rc->root = root->name;
         if (root->type == CAS_NODE_FILE)
                 mark_blob(rc, root);
@@ -127,7 +137,7 @@ static int mark_root(const cas_node *root, void *userdata)
 static int reach_all(cas_store *s, reach *rc)
 {
         rc->meta = s->meta;
-        return cas_metastore_foreach_root(s->meta, mark_root, rc);
+        return cas_metastore_foreach_root_record(s->meta, mark_root, rc);
 }
 
 static void reach_done(reach *rc)
@@ -251,12 +261,6 @@ static int collect_dir(const cas_digest *d, void *userdata)
         return 0;
 }
 
-static int count_root(const cas_node *n, void *userdata)
-{
-        (*(uint64_t *)userdata)++;
-        return 0;
-}
-
 int cmd_fsck(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -272,7 +276,7 @@ int cmd_fsck(int argc, char **argv)
         bool verbose = false;
         /* many more threads than CPUs: cold, a thread mostly waits for the disk */
         unsigned n_threads = MIN(64u, 8 * (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
-        uint64_t unref_blobs = 0, unref_dirs = 0, n_roots = 0;
+        uint64_t unref_blobs = 0, unref_dirs = 0;
         char text[CAS_DIGEST_TEXT_MAX];
         int c, r, status = 1;
 
@@ -288,11 +292,12 @@ int cmd_fsck(int argc, char **argv)
                 case 'h':
                         printf("Usage: casfs [--store PATH] fsck [--verbose] [--threads N]\n\n"
                                "Re-hashes every blob (and compares a large blob's outboard with the\n"
-                               "hash), re-validates every directory and walks every root's closure.\n"
-                               "Prints one line per problem ('corrupt blob D', 'corrupt outboard D',\n"
-                               "'missing directory D (root NAME)', ...) and a summary; exit status 1\n"
-                               "when there is any. Unreferenced objects (left by an interrupted import,\n"
-                               "removed by 'casfs gc') are counted, not errors; --verbose lists them.\n");
+                               "hash), re-validates every directory and every root record and walks\n"
+                               "every root's closure. Prints one line per problem ('corrupt blob D',\n"
+                               "'corrupt outboard D', 'corrupt root record NAME', 'missing directory\n"
+                               "D (root NAME)', ...) and a summary; exit status 1 when there is any.\n"
+                               "Unreferenced objects (left by an interrupted import, removed by\n"
+                               "'casfs gc') are counted, not errors; --verbose lists them.\n");
                         return 0;
                 default:
                         return EXIT_USAGE;
@@ -353,8 +358,8 @@ int cmd_fsck(int argc, char **argv)
                 }
         }
 
-        /* 3: every root's closure: directories present and valid, blobs present with their size */
-        (void)cas_metastore_foreach_root(s->meta, count_root, &n_roots);
+        /* 3: every root record, and every root's closure: directories present
+         * and valid, blobs present with their size */
         r = reach_all(s, &rc);
         if (r < 0) {
                 log_error("fsck: walking roots: %s", strerror(-r));
@@ -393,7 +398,7 @@ int cmd_fsck(int argc, char **argv)
 
         printf("fsck: %" PRIu64 " roots, %zu blobs (%.1f MiB), %zu directories checked; "
                "%" PRIu64 " problems; %" PRIu64 " unreferenced blobs, %" PRIu64 " unreferenced directories\n",
-               n_roots, blobs.n, (double)atomic_load(&blobs.bytes) / 1048576.0, dirs.n, rc.problems,
+               rc.roots, blobs.n, (double)atomic_load(&blobs.bytes) / 1048576.0, dirs.n, rc.problems,
                unref_blobs, unref_dirs);
         status = rc.problems ? 1 : 0;
 finish:
@@ -438,7 +443,7 @@ int cmd_gc(int argc, char **argv)
                                "Deletes every blob and directory that no root reaches, and prints\n"
                                "how many objects and bytes were freed. Waits for imports in progress\n"
                                "to finish (and imports wait for it). Refuses to run when a root's\n"
-                               "closure is damaged: run 'casfs fsck' first.\n");
+                               "record or closure is damaged: run 'casfs fsck' first.\n");
                         return 0;
                 default:
                         return EXIT_USAGE;
@@ -460,8 +465,8 @@ int cmd_gc(int argc, char **argv)
                 goto finish;
         }
         if (rc.problems) {
-                log_error("gc: %" PRIu64 " missing or corrupt directories below the roots; "
-                          "nothing deleted (run 'casfs fsck')", rc.problems);
+                log_error("gc: %" PRIu64 " damaged root records or missing or corrupt directories "
+                          "below the roots; nothing deleted (run 'casfs fsck')", rc.problems);
                 goto finish;
         }
 

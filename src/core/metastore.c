@@ -13,6 +13,9 @@
  * than this is refused as corrupt rather than decoded. */
 #define DIRECTORY_MAX_BYTES (64u * 1024 * 1024)
 
+/* A raw record of the root registry: its key (not NUL-terminated) and value. */
+typedef int (*raw_root_cb)(const void *key, size_t key_len, const void *buf, size_t len, void *u);
+
 /* The raw operations a backend provides; validation and decoding live above. */
 typedef struct metastore_ops {
         /* *ret is malloc'ed */
@@ -27,8 +30,7 @@ typedef struct metastore_ops {
         int (*put_roots)(cas_metastore *ms, const char *const *names, uint8_t *const *bufs,
                          const size_t *lens, size_t n);
         int (*get_root)(cas_metastore *ms, const char *name, void **ret, size_t *ret_len);
-        int (*foreach_root)(cas_metastore *ms, int (*cb)(const void *buf, size_t len, void *u),
-                            void *userdata);
+        int (*foreach_root)(cas_metastore *ms, raw_root_cb cb, void *userdata);
         int (*generation)(cas_metastore *ms, uint64_t *ret);
         int (*statcache_get)(cas_metastore *ms, const cas_stat_key *k, cas_digest *ret);
         int (*statcache_put)(cas_metastore *ms, const cas_stat_key *ks, const cas_digest *ds,
@@ -313,6 +315,15 @@ int cas_metastore_set_root(cas_metastore *ms, const cas_node *node)
         return cas_metastore_set_roots(ms, nodes, 1);
 }
 
+/* The registry's key is the root's name: a record that names another root
+ * (or none) is corrupt, whether it is looked up or listed. Listing it under
+ * its own name would show a name that no lookup resolves to it, and one
+ * naming an intact root would shadow that root. */
+static bool record_names_key(const cas_node *n, const void *key, size_t key_len)
+{
+        return n->name_len > 0 && n->name_len == key_len && memcmp(n->name, key, key_len) == 0;
+}
+
 int cas_metastore_get_root(cas_metastore *ms, const char *name, cas_node **ret)
 {
         _cleanup_free_ void *buf = NULL;
@@ -326,8 +337,7 @@ int cas_metastore_get_root(cas_metastore *ms, const char *name, cas_node **ret)
         r = cas_node_decode(buf, len, &n, NULL);
         if (r < 0)
                 return r;
-        /* the registry's key is the name; a record naming something else is corrupt */
-        if (strcmp(n->name, name) != 0 || n->name_len == 0) {
+        if (!record_names_key(n, name, strlen(name))) {
                 free(n);
                 return -EBADMSG;
         }
@@ -344,25 +354,43 @@ int cas_metastore_remove_root(cas_metastore *ms, const char *name)
 }
 
 struct root_iter {
-        cas_root_cb cb;
+        cas_root_cb cb;               /* valid roots only */
+        cas_root_record_cb record_cb; /* or every record */
         void *userdata;
 };
 
-static int root_iter_cb(const void *buf, size_t len, void *u)
+static int root_iter_cb(const void *key, size_t key_len, const void *buf, size_t len, void *u)
 {
         struct root_iter *it = u;
         _cleanup_free_ cas_node *n = NULL;
+        _cleanup_free_ char *name = NULL;
         int r;
 
         r = cas_node_decode(buf, len, &n, NULL);
-        if (r < 0 || n->name_len == 0)
-                return 0; /* a corrupt record is skipped here; fsck reports it */
-        return it->cb(n, it->userdata);
+        if (r == -ENOMEM)
+                return r;
+        if (r >= 0 && !record_names_key(n, key, key_len)) {
+                free(n);
+                n = NULL;
+                r = -EBADMSG;
+        }
+        if (!it->record_cb) /* a corrupt record is skipped here; fsck reports it */
+                return r < 0 ? 0 : it->cb(n, it->userdata);
+        name = strndup(key, key_len);
+        if (!name)
+                return -ENOMEM;
+        return it->record_cb(name, n, r < 0 ? -EBADMSG : 0, it->userdata);
 }
 
 int cas_metastore_foreach_root(cas_metastore *ms, cas_root_cb cb, void *userdata)
 {
-        struct root_iter it = {cb, userdata};
+        struct root_iter it = {.cb = cb, .userdata = userdata};
+        return ms->ops->foreach_root(ms, root_iter_cb, &it);
+}
+
+int cas_metastore_foreach_root_record(cas_metastore *ms, cas_root_record_cb cb, void *userdata)
+{
+        struct root_iter it = {.record_cb = cb, .userdata = userdata};
         return ms->ops->foreach_root(ms, root_iter_cb, &it);
 }
 
@@ -637,18 +665,17 @@ static int lmdb_get_root(cas_metastore *ms, const char *name, void **ret, size_t
 }
 
 struct raw_iter {
-        int (*cb)(const void *buf, size_t len, void *u);
+        raw_root_cb cb;
         void *userdata;
 };
 
 static int raw_iter_cb(const MDB_val *k, const MDB_val *v, void *u)
 {
         struct raw_iter *it = u;
-        return it->cb(v->mv_data, v->mv_size, it->userdata);
+        return it->cb(k->mv_data, k->mv_size, v->mv_data, v->mv_size, it->userdata);
 }
 
-static int lmdb_foreach_root(cas_metastore *ms, int (*cb)(const void *buf, size_t len, void *u),
-                             void *userdata)
+static int lmdb_foreach_root(cas_metastore *ms, raw_root_cb cb, void *userdata)
 {
         lmdb_metastore *m = (lmdb_metastore *)ms;
         struct raw_iter it = {cb, userdata};
@@ -1029,28 +1056,32 @@ static int mem_get_root(cas_metastore *ms, const char *name, void **ret, size_t 
         return r;
 }
 
-static int mem_foreach_root(cas_metastore *ms, int (*cb)(const void *buf, size_t len, void *u),
-                            void *userdata)
+static int mem_foreach_root(cas_metastore *ms, raw_root_cb cb, void *userdata)
 {
         int r = 0;
-        /* roots are few in tests: copy each under the lock, call without it */
+        /* roots are few in tests: copy each (key, then value) under the lock,
+         * call without it */
         for (size_t i = 0; r == 0; i++) {
-                void *buf = NULL;
-                size_t len = 0;
+                uint8_t *buf = NULL;
+                size_t key_len = 0, len = 0;
                 pthread_mutex_lock(&MEM(ms)->lock);
                 bool end = i >= MEM(ms)->roots.n;
                 if (!end) {
-                        len = MEM(ms)->roots.recs[i].len;
-                        buf = malloc(len ?: 1);
-                        if (buf)
-                                memcpy(buf, MEM(ms)->roots.recs[i].value, len);
+                        const mem_record *rec = &MEM(ms)->roots.recs[i];
+                        key_len = rec->key_len;
+                        len = rec->len;
+                        buf = malloc(key_len + len ?: 1);
+                        if (buf) {
+                                memcpy(buf, rec->key, key_len);
+                                memcpy(buf + key_len, rec->value, len);
+                        }
                 }
                 pthread_mutex_unlock(&MEM(ms)->lock);
                 if (end)
                         break;
                 if (!buf)
                         return -ENOMEM;
-                r = cb(buf, len, userdata);
+                r = cb(buf, key_len, buf + key_len, len, userdata);
                 free(buf);
         }
         return r;

@@ -59,9 +59,17 @@ int cas_metastore_set_roots(cas_metastore *ms, cas_node *const *nodes, size_t n)
 /* -ENOENT when there is no such root. The caller frees *ret. */
 int cas_metastore_get_root(cas_metastore *ms, const char *name, cas_node **ret);
 int cas_metastore_remove_root(cas_metastore *ms, const char *name);
-/* In name order; node valid during the call. */
+/* In name order; node valid during the call. Only valid roots: a record that
+ * does not decode, is not a valid node or does not carry its key as its name
+ * is skipped (cas_metastore_get_root refuses it with -EBADMSG). */
 typedef int (*cas_root_cb)(const cas_node *node, void *userdata);
 int cas_metastore_foreach_root(cas_metastore *ms, cas_root_cb cb, void *userdata);
+/* Every record of the registry, in name order, damaged ones too (fsck, gc):
+ * cb gets the record's key and its node (both valid during the call), or node
+ * NULL and error -EBADMSG for a record that foreach_root skips. */
+typedef int (*cas_root_record_cb)(const char *name, const cas_node *node, int error,
+                                  void *userdata);
+int cas_metastore_foreach_root_record(cas_metastore *ms, cas_root_record_cb cb, void *userdata);
 /* A number that changes whenever the root registry changes (for mounts). */
 int cas_metastore_roots_generation(cas_metastore *ms, uint64_t *ret);
 

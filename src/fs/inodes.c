@@ -33,11 +33,17 @@ void cas_inodes_set_backing_release(cas_inodes *t, void (*fn)(int32_t id, void *
         t->release_userdata = userdata;
 }
 
-static uint64_t key_hash(uint8_t type, bool executable, const cas_digest *d)
+/* An inode's key is everything its attributes come from: type, executable
+ * bit, size and digest. The size is not implied by the digest when a record
+ * lies about it (a FileNode giving its blob the wrong size): such a record
+ * gets an inode of its own, which reads as EIO, and never changes the size
+ * of the intact files with that blob. Intact records of the same content
+ * agree on the size and still share one inode (SPEC.md §5). */
+static uint64_t key_hash(uint8_t type, bool executable, uint64_t size, const cas_digest *d)
 {
         uint64_t h;
         memcpy(&h, d->bytes + 8, sizeof(h));
-        return h ^ ((uint64_t)type << 1) ^ (uint64_t)executable;
+        return h ^ ((uint64_t)type << 1) ^ (uint64_t)executable ^ (size * 0x9e3779b97f4a7c15ull);
 }
 
 static uint64_t ino_hash(uint64_t ino)
@@ -46,9 +52,11 @@ static uint64_t ino_hash(uint64_t ino)
         return ino ^ (ino >> 29);
 }
 
-static bool same_key(const cas_inode *i, uint8_t type, bool executable, const cas_digest *d)
+static bool same_key(const cas_inode *i, uint8_t type, bool executable, uint64_t size,
+                     const cas_digest *d)
 {
-        return i->type == type && i->executable == executable && cas_digest_eq(&i->digest, d);
+        return i->type == type && i->executable == executable && i->size == size &&
+               cas_digest_eq(&i->digest, d);
 }
 
 /* Rehashes a shard into n buckets: twice as many as it grows, half as many
@@ -64,7 +72,7 @@ static int shard_resize(shard *s, bool by_key, size_t n)
                         uint64_t h;
                         if (by_key) {
                                 next = i->next_by_key;
-                                h = key_hash(i->type, i->executable, &i->digest) / SHARDS;
+                                h = key_hash(i->type, i->executable, i->size, &i->digest) / SHARDS;
                                 i->next_by_key = b[h & (n - 1)];
                         } else {
                                 next = i->next_by_ino;
@@ -158,6 +166,7 @@ int cas_inodes_lookup(cas_inodes *t, const cas_node *node, cas_inode **ret)
 {
         cas_digest key = node->digest;
         bool executable = node->type == CAS_NODE_FILE && node->executable;
+        uint64_t size = node->type == CAS_NODE_SYMLINK ? node->target_len : node->size;
         uint8_t type = (uint8_t)node->type;
         uint64_t h;
         shard *ks;
@@ -167,13 +176,13 @@ int cas_inodes_lookup(cas_inodes *t, const cas_node *node, cas_inode **ret)
                 /* symlinks are keyed by their target */
                 cas_digest_of(node->target, node->target_len, &key);
         }
-        h = key_hash(type, executable, &key);
+        h = key_hash(type, executable, size, &key);
         ks = &t->by_key[h % SHARDS];
 
         pthread_mutex_lock(&ks->lock);
         if (ks->n_buckets)
                 for (i = ks->buckets[(h / SHARDS) & (ks->n_buckets - 1)]; i; i = i->next_by_key)
-                        if (same_key(i, type, executable, &key)) {
+                        if (same_key(i, type, executable, size, &key)) {
                                 /* a kernel holding it already (nlookup > 0) owns one ref;
                                  * found at 0 it is between FORGET and removal, and the
                                  * FORGET will see the count back above 0 and keep it */
@@ -190,7 +199,7 @@ int cas_inodes_lookup(cas_inodes *t, const cas_node *node, cas_inode **ret)
         i->type = type;
         i->executable = executable;
         i->digest = key;
-        i->size = node->type == CAS_NODE_SYMLINK ? node->target_len : node->size;
+        i->size = size;
         if (node->type == CAS_NODE_SYMLINK) {
                 i->target = strndup(node->target, node->target_len);
                 if (!i->target)
@@ -284,7 +293,7 @@ void cas_inodes_forget(cas_inodes *t, uint64_t ino, uint64_t n)
         } while (!atomic_compare_exchange_weak(&i->nlookup, &old, old > n ? old - n : 0));
 
         if (old != 0 && old <= n) {
-                uint64_t h = key_hash(i->type, i->executable, &i->digest);
+                uint64_t h = key_hash(i->type, i->executable, i->size, &i->digest);
                 shard *ks = &t->by_key[h % SHARDS];
                 pthread_mutex_lock(&ks->lock);
                 if (atomic_load(&i->nlookup) == 0) {

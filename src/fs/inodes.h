@@ -3,9 +3,11 @@
 
 /* The inode table of the mounted filesystem (SPEC.md §5): identical content
  * shares one inode (files by blob digest and executable bit, directories by
- * digest, symlinks by target), directories are loaded on first use, and the
- * kernel's lookup counts decide when an inode goes: FORGET frees what the
- * kernel no longer holds, so memory follows the kernel's caches.
+ * digest, symlinks by target; each also by the size its record gives, so that
+ * a record lying about it never lends its size to intact entries),
+ * directories are loaded on first use, and the kernel's lookup counts decide
+ * when an inode goes: FORGET frees what the kernel no longer holds, so memory
+ * follows the kernel's caches.
  *
  * Lifetime: an inode carries a reference count. The kernel's holding (its
  * lookup count above zero) is one reference; each request working on the

@@ -41,6 +41,9 @@ check_fails "stat of a root whose record names another" "$CASFS" stat misnamed
 check_fails "stat of a root with an empty target" "$CASFS" stat badtarget
 check_fails "stat of a root whose record names the root ok" "$CASFS" stat zzz
 check_eq "ok is still the intact root" "$("$CASFS" ls ok | cut -f4)" file
+listed=$("$CASFS" roots | cut -f1)
+check_eq "roots lists ok once (zzz names it)" "$(grep -cx ok <<<"$listed")" 1
+check_eq "roots leaves out the refused records" "$(grep -cxE 'garbage|misnamed|other|badtarget|zzz' <<<"$listed")" 0
 
 # fsck reports each damaged directory, and nothing crashed along the way
 out=$("$CASFS" fsck 2>&1)
@@ -48,6 +51,9 @@ rc=$?
 check_eq "fsck exit status" "$rc" 1
 check "fsck names the self-referencing record" grep -q "corrupt directory $FAKE_TEXT" <<<"$out"
 check "fsck names the wrong sizes" grep -q "referenced with sizes 5 and 1000 (root wrongsize)" <<<"$out"
+for c in "${HOSTILE_BAD_ROOTS[@]}" zzz; do
+        check "fsck names the refused root record $c" grep -qx "corrupt root record $c" <<<"$out"
+done
 check "intact root still reads" cmp -s <("$CASFS" cat ok/file) "$TMP/ok/file"
 check_fails "gc refuses while roots are damaged" "$CASFS" gc
 finish

@@ -468,13 +468,12 @@ hostile)
         check "no sanitizer report" bash -c "! grep -qE 'runtime error|Sanitizer' '$TMP/daemon.log'"
         ;;
 hostile-wrong-size)
-        # Known bug (an expected failure until fixed, see meson.build): the
-        # inode table keys files by digest and executable bit only, so a
-        # record that gives a blob the wrong size (wrongsize/big: 1000 bytes
-        # for a 5-byte blob) shares the inode of every intact file with that
-        # blob. Whichever is looked up first sets the size of all: ok/file
-        # then stats 1000 and reads EIO, or wrongsize/big reads as 5 bytes.
-        # Exit 99 (an error, not the expected failure) when the set-up fails.
+        # A record that gives a blob the wrong size (wrongsize/big: 1000 bytes
+        # for a 5-byte blob) must not share the inode of the intact files with
+        # that blob (the inode table keys files by size too): were it shared,
+        # whichever is looked up first would set the size of all, and ok/file
+        # would stat 1000 and read EIO, or wrongsize/big read as 5 bytes.
+        # Exit 99 (an error) when the set-up fails.
         . "$SOURCE_ROOT/tests/lib/hostile.sh"
         hostile_store
         hostile_store_aliases
@@ -492,13 +491,14 @@ hostile-wrong-size)
         check "the daemon names the blob" grep -q "blob blake3-.*: stored with the wrong size" "$TMP/daemon.log"
         ;;
 hostile-shadow-root)
-        # Known bug (an expected failure until fixed, see meson.build): the
-        # listing of roots takes each root's name from its record, not from
-        # its key (metastore.c, root_iter_cb), while lookups go by the key. A
-        # record under the key zzz naming 'ok' lists 'ok' twice, and once the
-        # top is listed (READDIRPLUS), the kernel's entry 'ok' is the hostile
-        # directory: the intact root ok is EIO. (The misnamed record shows as
-        # 'other', a name that does not resolve.) Exit 99 when the set-up fails.
+        # Lookups go by a root's key, so the listing of roots must too: a
+        # record that does not carry its key as name is corrupt and left out
+        # (metastore.c, root_iter_cb). Were it listed by the name in its
+        # record, the one under the key zzz naming 'ok' would list 'ok' twice,
+        # and once the top is listed (READDIRPLUS), the kernel's entry 'ok'
+        # would be the hostile directory: the intact root ok EIO. (The
+        # misnamed record would show as 'other', a name that does not
+        # resolve.) Exit 99 when the set-up fails.
         . "$SOURCE_ROOT/tests/lib/hostile.sh"
         hostile_store
         hostile_store_aliases
