@@ -36,11 +36,13 @@ int cmd_virtiofs(int argc, char **argv);
 /* Parses "U:G" (numbers). -EINVAL when malformed. */
 int cli_parse_uid_gid(const char *s, unsigned *ret_uid, unsigned *ret_gid);
 
-/* Parses a whole number from min to max for `cmd --option`; says so and
- * returns -EINVAL when it is not one. */
 /* Files read ahead of a reader going through a directory (mount, virtiofs). */
 #define CLI_DEFAULT_PREFETCH 32
+/* mount --read-ahead, in KiB: four of the largest requests (1 MiB) in flight */
+#define CLI_DEFAULT_READ_AHEAD 4096
 
+/* Parses a whole number from min to max for `cmd --option`; says so and
+ * returns -EINVAL when it is not one. */
 int cli_parse_number(const char *cmd, const char *option, const char *s, unsigned min, unsigned max,
                      unsigned *ret);
 

@@ -38,8 +38,11 @@ static void mount_help(FILE *f)
                 "                     from the store (FUSE passthrough: Linux 6.9+, as root);\n"
                 "                     faster first reads, but every open costs a round trip, so\n"
                 "                     cached reads are slower (default: off)\n"
+                "      --read-ahead KIB  how far the kernel reads ahead of a reader in a file,\n"
+                "                     in KiB (default: %u; needs root, else the kernel's\n"
+                "                     128; 0: leave the kernel's setting)\n"
                 "  -h, --help         show this help\n",
-                CLI_DEFAULT_PREFETCH);
+                CLI_DEFAULT_PREFETCH, CLI_DEFAULT_READ_AHEAD);
 }
 
 static int check_mountpoint(const char *mp)
@@ -82,11 +85,12 @@ int cmd_mount(int argc, char **argv)
                 {"no-verify", no_argument, NULL, 'N'},
                 {"prefetch", required_argument, NULL, 'P'},
                 {"passthrough", no_argument, NULL, 'T'},
+                {"read-ahead", required_argument, NULL, 'R'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
         cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH};
-        cas_fuse_options fo = {0};
+        cas_fuse_options fo = {.read_ahead_kib = CLI_DEFAULT_READ_AHEAD};
         bool foreground = false;
         int c, r;
 
@@ -106,6 +110,11 @@ int cmd_mount(int argc, char **argv)
                         break;
                 case 'T':
                         fo.passthrough = true;
+                        break;
+                case 'R':
+                        if (cli_parse_number("mount", "read-ahead", optarg, 0, 1024 * 1024, &fo.read_ahead_kib) < 0)
+                                return EXIT_USAGE;
+                        fo.read_ahead_explicit = true;
                         break;
                 case 'f':
                         foreground = true;

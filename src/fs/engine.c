@@ -348,7 +348,9 @@ static int do_init(req *r, cas_inode *i)
                 o.unused[0] = 1;
         o.flags = (uint32_t)flags;
         o.flags2 = (uint32_t)(flags >> 32);
-        o.max_readahead = in->max_readahead;
+        /* the kernel keeps the smaller of this and its device's setting
+         * (raised by the transport beforehand when it can) */
+        o.max_readahead = MAX(in->max_readahead, e->opts.read_ahead);
         o.max_write = 128 * 1024;
         o.max_background = 64;
         o.congestion_threshold = 48;
@@ -726,6 +728,32 @@ static uint8_t *reply_payload(req *r, size_t size)
         return NULL;
 }
 
+/* Reads size bytes at off of a small blob into the reply, the blob checked
+ * whole first. Most small files are read whole by one request: the blob is
+ * then read once, into the reply's own buffer, and checked there. */
+static int read_small(req *r, cas_inode *i, cas_blob_reader *rd, uint64_t off, size_t size)
+{
+        uint8_t *direct = atomic_load(&i->verified) == 0 && off == 0 && size == i->size ? reply_payload(r, size) : NULL;
+        cas_digest got;
+        int k;
+
+        if (!direct) {
+                k = verify_small_blob(r->e, rd, i);
+                return k < 0 ? k : read_into_reply(r, rd, off, size);
+        }
+        ssize_t n = cas_blob_reader_pread(rd, direct, size, 0);
+        if (n < 0 || (size_t)n != size)
+                return n < 0 ? (int)n : -EIO;
+        cas_digest_of(direct, size, &got);
+        if (!cas_digest_eq(&got, &i->digest)) {
+                memset(direct, 0, size); /* leave no unchecked byte in a reply buffer (guest memory) */
+                atomic_store(&i->verified, 2);
+                return -EBADMSG;
+        }
+        atomic_store(&i->verified, 1);
+        return 0;
+}
+
 /* Reads size bytes at off of a large blob into the reply, checking every
  * group the range touches against the outboard first. A range of whole
  * groups is read and checked in the reply's own buffer; any other goes
@@ -880,11 +908,9 @@ static int do_read(req *r, cas_inode *i)
                 const uint8_t *ob = NULL;
                 if (!e->opts.verify)
                         k = read_into_reply(r, rd, off, size);
-                else if (cas_outboard_size(i->size) == 0) {
-                        k = verify_small_blob(e, rd, i);
-                        if (k >= 0)
-                                k = read_into_reply(r, rd, off, size);
-                } else {
+                else if (cas_outboard_size(i->size) == 0)
+                        k = read_small(r, i, rd, off, size);
+                else {
                         k = large_blob_outboard(e, rd, i, &ob);
                         if (k >= 0)
                                 k = read_checked(r, i, rd, ob, off, size, &bad_group);

@@ -2,14 +2,19 @@
 #include <malloc.h>
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fuse-dev.h"
 #include "macro.h"
@@ -88,6 +93,62 @@ static void *worker(void *userdata)
         return NULL;
 }
 
+/* Undoes mountinfo's octal escapes (\040 for a space...) in place. */
+static void unescape_mountinfo(char *s)
+{
+        char *o = s;
+        for (; *s; s++) {
+                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+                    s[3] <= '7') {
+                        *o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+                        s += 3;
+                } else
+                        *o++ = *s;
+        }
+        *o = 0;
+}
+
+/* Sets the read-ahead window of the FUSE mount at path (the kernel's
+ * default is 128 KiB, which makes a sequential read many small requests).
+ * The setting lives in sysfs, under the device number mountinfo gives the
+ * mount; writing it needs root. The last mount at path is ours. */
+static int set_read_ahead(const char *path, unsigned kib)
+{
+        _cleanup_free_ char *line = NULL;
+        char dev[32] = "";
+        size_t n = 0;
+
+        FILE *mi = fopen("/proc/self/mountinfo", "re");
+        if (!mi)
+                return -errno;
+        while (getline(&line, &n, mi) > 0) {
+                char d[32], mp[4096], type[64];
+                /* id parent major:minor root mountpoint options [tags] - type ... */
+                if (sscanf(line, "%*u %*u %31s %*s %4095s", d, mp) != 2)
+                        continue;
+                const char *sep = strstr(line, " - ");
+                if (!sep || sscanf(sep, " - %63s", type) != 1 || strcmp(type, "fuse.casfs") != 0)
+                        continue;
+                unescape_mountinfo(mp);
+                if (strcmp(mp, path) == 0)
+                        memcpy(dev, d, sizeof(dev));
+        }
+        fclose(mi);
+        if (!dev[0])
+                return -ENOENT;
+
+        char sys[96];
+        snprintf(sys, sizeof(sys), "/sys/class/bdi/%s/read_ahead_kb", dev);
+        int fd = open(sys, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        char text[16];
+        int len = snprintf(text, sizeof(text), "%u\n", kib);
+        int r = write(fd, text, (size_t)len) == len ? 0 : -errno;
+        close(fd);
+        return r;
+}
+
 _printf_(2, 3) static void set_error(char **ret_error, const char *fmt, ...)
 {
         va_list ap;
@@ -114,6 +175,7 @@ int cas_fuse_mount(cas_store *store, const cas_engine_options *eo, const cas_fus
         cas_engine_options o = *eo;
         if (!o.max_pages)
                 o.max_pages = 256;
+        o.read_ahead = fo->read_ahead_kib * 1024u;
         /* a request: header plus the largest write the kernel may send; a reply: header plus a read */
         f->bufsize = (size_t)o.max_pages * 4096 + 4096;
         cas_engine_transport t = {.notify = notify_cb, .userdata = f};
@@ -150,6 +212,14 @@ int cas_fuse_mount(cas_store *store, const cas_engine_options *eo, const cas_fus
                 return -EIO;
         }
         f->fd = fuse_session_fd(f->se);
+        /* before the workers answer INIT, where the kernel settles the window */
+        if (fo->read_ahead_kib) {
+                _cleanup_free_ char *real = realpath(mountpoint, NULL);
+                r = real ? set_read_ahead(real, fo->read_ahead_kib) : -errno;
+                if (r < 0 && fo->read_ahead_explicit)
+                        fprintf(stderr, "casfs: %s: cannot set the read-ahead window (%s); keeping the kernel's\n",
+                                mountpoint, strerror(-r));
+        }
         f->n_threads = fo->threads ? fo->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
         f->n_threads = MAX(1u, MIN(f->n_threads, (unsigned)ELEMENTSOF(f->threads)));
         *ret = f;

@@ -15,6 +15,8 @@ typedef struct cas_fuse_options {
         unsigned threads;  /* workers reading /dev/fuse; 0: one per CPU */
         bool allow_other;  /* let other users in (mount option allow_other) */
         bool passthrough;  /* let the kernel read checked blobs' files itself (FUSE passthrough) */
+        unsigned read_ahead_kib; /* the mount's read-ahead window (needs root); 0: the kernel's default */
+        bool read_ahead_explicit; /* asked for by the user: say so when it cannot be set */
 } cas_fuse_options;
 
 /* Mounts at mountpoint; on failure *ret_error (optional) says why. */

@@ -42,6 +42,25 @@ read)
         done
         check_eq "read past the end" "$(dd if="$MNT/tree/hello.txt" bs=1 skip=100 count=10 status=none | wc -c)" 0
         ;;
+read-ahead)
+        # the mount's read-ahead window (sysfs, under the device number of the
+        # mount): 4 MiB by default, as asked, or the kernel's own with 0
+        tree
+        ra() { cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb"; }
+        start_mount --read-ahead 0
+        kernel_ra=$(ra)
+        check "--read-ahead 0 leaves the kernel's window" test "$kernel_ra" -lt 4096
+        stop_mount
+        start_mount
+        check_eq "the default window: 4096 KiB" "$(ra)" 4096
+        check "a file reads exactly with it" cmp "$MNT/tree/big.bin" "$TMP/tree/big.bin"
+        stop_mount
+        start_mount --read-ahead 1024
+        check_eq "--read-ahead 1024" "$(ra)" 1024
+        stop_mount
+        EXPECT_RC=2 check_fails "--read-ahead with no number" "$CASFS" mount -f --read-ahead x "$MNT"
+        check "says which option" grep -q "read-ahead" <<<"$("$CASFS" mount -f --read-ahead x "$MNT" 2>&1)"
+        ;;
 symlinks)
         tree
         "$CASFS" import --name link-to-tree "$TMP/tree/dir-link" >/dev/null   # a symlink root: 'with space'
