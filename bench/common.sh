@@ -1,4 +1,4 @@
-# Helpers shared by bench-mount.sh and bench-verify.sh (sourced, not run).
+# Helpers shared by bench-mount.sh, bench-verify.sh and bench-fsck.sh (sourced, not run).
 # The caller sets: prog (its name, for messages), pin (array: taskset or
 # empty), mnt (the mountpoint), daemon (PID of the FUSE daemon it started, or
 # empty), ios and seed (for randread).

@@ -146,20 +146,31 @@ static void reach_done(reach *rc)
         cas_digest_map_done(&rc->blobs);
 }
 
+/* The blobs of the store, as listed. fsck's workers hash them while the
+ * listing still goes on: cold, the listing alone reads a directory of every
+ * blobs/ab/cd/ one after the other, and the hashing need not wait for it. */
 typedef struct blob_list {
+        pthread_mutex_t lock; /* protects the arrays, n, alloc, next and listed */
+        pthread_cond_t more;  /* signalled per LIST_BATCH blobs listed and when the listing ends */
         cas_digest *d;
         uint64_t *size;
         uint8_t *state; /* fsck: 0 ok, 1 corrupt, 2 unreadable, 3 blob fine but its outboard corrupt */
         size_t n, alloc;
-        _Atomic size_t next;
+        size_t next; /* fsck: the next blob a worker takes */
+        bool listed; /* fsck: the listing has ended; nothing beyond n will come */
         cas_store *store;
         _Atomic uint64_t bytes;
 } blob_list;
 
+#define BLOB_LIST_INIT {.lock = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER}
+#define LIST_BATCH 64
+
 static int collect_blob(const cas_digest *d, uint64_t size, void *userdata)
 {
         blob_list *l = userdata;
+        int r = 0;
 
+        pthread_mutex_lock(&l->lock);
         if (l->n == l->alloc) {
                 size_t na = l->alloc ? l->alloc * 2 : 1024;
                 cas_digest *nd = realloc(l->d, na * sizeof(*nd));
@@ -168,14 +179,36 @@ static int collect_blob(const cas_digest *d, uint64_t size, void *userdata)
                 uint64_t *ns = realloc(l->size, na * sizeof(*ns));
                 if (ns)
                         l->size = ns;
-                if (!nd || !ns)
-                        return -ENOMEM;
-                l->alloc = na;
+                uint8_t *nst = realloc(l->state, na);
+                if (nst)
+                        l->state = nst;
+                if (!nd || !ns || !nst)
+                        r = -ENOMEM;
+                else
+                        l->alloc = na;
         }
-        l->d[l->n] = *d;
-        l->size[l->n] = size;
-        l->n++;
-        return 0;
+        if (r == 0) {
+                l->d[l->n] = *d;
+                l->size[l->n] = size;
+                l->state[l->n] = 0;
+                l->n++;
+                /* a worker woken per blob costs more than the blob: one per batch */
+                if (l->n % LIST_BATCH == 0)
+                        pthread_cond_signal(&l->more);
+        }
+        pthread_mutex_unlock(&l->lock);
+        return r;
+}
+
+/* fsck: the listing has ended (failed: nothing more is hashed either) */
+static void blob_list_end(blob_list *l, bool failed)
+{
+        pthread_mutex_lock(&l->lock);
+        l->listed = true;
+        if (failed)
+                l->next = l->n;
+        pthread_cond_broadcast(&l->more);
+        pthread_mutex_unlock(&l->lock);
 }
 
 static void blob_list_done(blob_list *l)
@@ -183,8 +216,58 @@ static void blob_list_done(blob_list *l)
         free(l->d);
         free(l->size);
         free(l->state);
+        pthread_cond_destroy(&l->more);
+        pthread_mutex_destroy(&l->lock);
 }
 
+/* Hashes blob d whole; its state (see blob_list) and, once it could be
+ * opened, its size in *ret_size. */
+static uint8_t rehash_blob(blob_list *l, const cas_digest *d, uint8_t *buf, size_t bufsize,
+                           uint64_t *ret_size)
+{
+        cas_blob_reader *rd = NULL;
+        cas_tree_hasher h;
+        cas_digest got;
+        _cleanup_free_ uint8_t *outboard = NULL, *stored = NULL;
+        uint8_t state = 0;
+
+        if (!buf || cas_blobstore_open(l->store->blobs, d, &rd) < 0)
+                return 2;
+        int fd = cas_blob_reader_fd(rd);
+        if (fd >= 0)
+                (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        cas_tree_hasher_init(&h);
+        uint64_t size = cas_blob_reader_size(rd);
+        *ret_size = size;
+        for (uint64_t off = 0; off < size;) {
+                ssize_t n = cas_blob_reader_pread(rd, buf, bufsize, off);
+                if (n <= 0 || cas_tree_hasher_update(&h, buf, (size_t)n) < 0) {
+                        state = 2;
+                        break;
+                }
+                off += (uint64_t)n;
+        }
+        cas_blob_reader_free(rd);
+        atomic_fetch_add(&l->bytes, size);
+        /* the outboard comes with the hash: a stored one must equal it */
+        if (!state && cas_tree_hasher_final(&h, &got, &outboard) < 0)
+                state = 2;
+        cas_tree_hasher_done(&h);
+        if (state)
+                return state;
+        if (!cas_digest_eq(&got, d))
+                return 1;
+        if (outboard) {
+                int k = cas_blobstore_get_outboard(l->store->blobs, d, size, &stored);
+                if (k == -EBADMSG ||
+                    (k >= 0 && memcmp(stored, outboard, (size_t)cas_outboard_size(size)) != 0))
+                        return 3; /* a missing one is no damage: reads check the blob whole */
+        }
+        return 0;
+}
+
+/* Takes the blobs one after the other, waiting for the listing when it has
+ * taken all listed so far, until the listing has ended. */
 static void *rehash_worker(void *userdata)
 {
         blob_list *l = userdata;
@@ -192,51 +275,25 @@ static void *rehash_worker(void *userdata)
         _cleanup_free_ uint8_t *buf = malloc(bufsize);
 
         for (;;) {
-                size_t i = atomic_fetch_add(&l->next, 1);
-                if (i >= l->n)
+                pthread_mutex_lock(&l->lock);
+                while (l->next >= l->n && !l->listed)
+                        pthread_cond_wait(&l->more, &l->lock);
+                if (l->next >= l->n) {
+                        pthread_mutex_unlock(&l->lock);
                         break;
-                cas_blob_reader *rd = NULL;
-                cas_tree_hasher h;
-                cas_digest got;
-                _cleanup_free_ uint8_t *outboard = NULL, *stored = NULL;
-                if (!buf || cas_blobstore_open(l->store->blobs, &l->d[i], &rd) < 0) {
-                        l->state[i] = 2;
-                        continue;
                 }
-                int fd = cas_blob_reader_fd(rd);
-                if (fd >= 0)
-                        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-                cas_tree_hasher_init(&h);
-                uint64_t size = cas_blob_reader_size(rd);
-                l->size[i] = size;
-                for (uint64_t off = 0; off < size;) {
-                        ssize_t n = cas_blob_reader_pread(rd, buf, bufsize, off);
-                        if (n <= 0) {
-                                l->state[i] = 2;
-                                break;
-                        }
-                        if (cas_tree_hasher_update(&h, buf, (size_t)n) < 0) {
-                                l->state[i] = 2;
-                                break;
-                        }
-                        off += (uint64_t)n;
-                }
-                cas_blob_reader_free(rd);
-                atomic_fetch_add(&l->bytes, size);
-                /* the outboard comes with the hash: a stored one must equal it */
-                if (!l->state[i] && cas_tree_hasher_final(&h, &got, &outboard) < 0)
-                        l->state[i] = 2;
-                cas_tree_hasher_done(&h);
-                if (l->state[i])
-                        continue;
-                if (!cas_digest_eq(&got, &l->d[i]))
-                        l->state[i] = 1;
-                else if (outboard) {
-                        int k = cas_blobstore_get_outboard(l->store->blobs, &l->d[i], size, &stored);
-                        if (k == -EBADMSG ||
-                            (k >= 0 && memcmp(stored, outboard, (size_t)cas_outboard_size(size)) != 0))
-                                l->state[i] = 3; /* a missing one is no damage: reads check the blob whole */
-                }
+                size_t i = l->next++;
+                cas_digest d = l->d[i]; /* a copy: the arrays move as they grow */
+                pthread_mutex_unlock(&l->lock);
+
+                uint64_t size = CAS_BLOB_SIZE_UNKNOWN;
+                uint8_t state = rehash_blob(l, &d, buf, bufsize, &size);
+
+                pthread_mutex_lock(&l->lock);
+                l->state[i] = state;
+                if (size != CAS_BLOB_SIZE_UNKNOWN)
+                        l->size[i] = size;
+                pthread_mutex_unlock(&l->lock);
         }
         return NULL;
 }
@@ -271,7 +328,7 @@ int cmd_fsck(int argc, char **argv)
         };
         _cleanup_(cas_store_freep) cas_store *s = NULL;
         reach rc = {.report = true};
-        blob_list blobs = {0};
+        blob_list blobs = BLOB_LIST_INIT;
         dir_list dirs = {0};
         bool verbose = false;
         /* many more threads than CPUs: cold, a thread mostly waits for the disk */
@@ -309,25 +366,23 @@ int cmd_fsck(int argc, char **argv)
         if (cli_open_store(0, &s) < 0)
                 return 1;
 
-        /* 1: every blob against its name */
-        r = cas_blobstore_foreach(s->blobs, collect_blob, &blobs);
-        if (r < 0) {
-                log_error("fsck: listing blobs: %s", strerror(-r));
-                goto finish;
-        }
-        blobs.state = calloc(blobs.n ?: 1, 1);
+        /* 1: every blob against its name, hashed as the listing finds it */
         blobs.store = s;
-        if (!blobs.state)
-                goto finish;
         pthread_t threads[64];
         unsigned started = 0;
         for (; started < n_threads; started++)
                 if (pthread_create(&threads[started], NULL, rehash_worker, &blobs) != 0)
                         break;
+        r = cas_blobstore_foreach(s->blobs, collect_blob, &blobs);
+        blob_list_end(&blobs, r < 0);
         if (started == 0)
                 rehash_worker(&blobs);
         for (unsigned i = 0; i < started; i++)
                 pthread_join(threads[i], NULL);
+        if (r < 0) {
+                log_error("fsck: listing blobs: %s", strerror(-r));
+                goto finish;
+        }
         cas_digest_map blob_state = {0};
         for (size_t i = 0; i < blobs.n; i++) {
                 if (blobs.state[i] == 1)
@@ -425,7 +480,7 @@ int cmd_gc(int argc, char **argv)
         };
         _cleanup_(cas_store_freep) cas_store *s = NULL;
         reach rc = {.report = false};
-        blob_list blobs = {0};
+        blob_list blobs = BLOB_LIST_INIT;
         dir_list dirs = {0};
         bool dry_run = false;
         uint64_t n_blobs = 0, bytes = 0, n_tmp = 0;

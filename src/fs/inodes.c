@@ -331,6 +331,8 @@ int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, cas_dir_
 
         if (i->type != CAS_NODE_DIRECTORY)
                 return -ENOTDIR;
+        if (atomic_load(&i->verified) == 2)
+                return -EIO;
         pthread_mutex_lock(dir_lock(t, i));
         c = i->dcache;
         if (c)
@@ -343,9 +345,16 @@ int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, cas_dir_
 
         r = cas_metastore_get_directory(ms, &i->digest, &d);
         if (r == -ENOENT || r == -EBADMSG) {
-                char text[CAS_DIGEST_TEXT_MAX];
-                fprintf(stderr, "casfs: directory %s is %s\n", cas_digest_to_text(&i->digest, text),
-                        r == -ENOENT ? "missing from the store" : "corrupt in the store");
+                /* a verdict on the record, not a passing failure: kept, so
+                 * that neither the store read nor the log line repeats on every
+                 * LOOKUP and READDIR (a file's failed blob check is kept the
+                 * same way); of requests failing at once, one logs */
+                if (atomic_exchange(&i->verified, 2) != 2) {
+                        char text[CAS_DIGEST_TEXT_MAX];
+                        fprintf(stderr, "casfs: directory %s is %s\n",
+                                cas_digest_to_text(&i->digest, text),
+                                r == -ENOENT ? "missing from the store" : "corrupt in the store");
+                }
                 return -EIO;
         }
         if (r < 0)

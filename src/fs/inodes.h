@@ -31,7 +31,10 @@ typedef struct cas_inode {
         _Atomic uint32_t refs;
         uint8_t type;             /* cas_node_type; 0 for the mount top */
         bool executable;
-        _Atomic uint8_t verified; /* files verified whole: 0 not yet, 1 the blob matched its digest, 2 it did not */
+        /* files verified whole: 0 not yet, 1 the blob matched its digest, 2 it
+         * did not; directories: 2 once their record was found missing or
+         * corrupt (every later use is EIO at once, and it is logged once) */
+        _Atomic uint8_t verified;
         uint64_t size;            /* bytes of a file, entries of a directory, length of a target */
         cas_digest digest;        /* blob or directory digest; for a symlink the hash of its target */
         /* What only one type of inode has; each inode is of one type. */
@@ -90,7 +93,9 @@ typedef struct cas_dir_cache {
 } cas_dir_cache;
 
 /* The directory of inode i, loading it when needed; -EIO when it is missing
- * or corrupt in the store. The caller releases it with cas_dir_cache_unref. */
+ * or corrupt in the store. That verdict is kept with the inode (verified):
+ * the record is not read again and the log names it once per inode. The
+ * caller releases it with cas_dir_cache_unref. */
 int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, cas_dir_cache **ret);
 void cas_dir_cache_unref(cas_dir_cache *c);
 /* Forgets the loaded directory of i (it is loaded again when needed). */

@@ -486,6 +486,50 @@ hostile)
         check "also beside the damage" cmp "$MNT/nested/f" "$TMP/ok/file"
         check "no sanitizer report" bash -c "! grep -qE 'runtime error|Sanitizer' '$TMP/daemon.log'"
         ;;
+hostile-dir-once)
+        # The verdict on a damaged directory is kept with its inode (inodes.c,
+        # cas_inode_directory), as a failed blob check is: the record is read
+        # from the store once, every later listing of it or lookup below it
+        # is EIO at once, and the daemon names it once, not on every access.
+        # Damaged here: a record that does not decode (junk), one that decodes
+        # but is refused (dotdot), one whose bytes do not hash to its key, one
+        # level down (nested/sub), and one missing from the store (gone/sub).
+        # Exit 99 when the set-up fails.
+        . "$SOURCE_ROOT/tests/lib/hostile.sh"
+        hostile_store
+        mkdir -p "$TMP/gone/sub"
+        echo x > "$TMP/gone/sub/f"
+        "$CASFS" import --name gone "$TMP/gone" >/dev/null || fail "importing gone"
+        sub=$("$CASFS" stat gone/sub | sed -n 's/^digest: //p')
+        [ -n "$sub" ] && "$STORE_TOOL" "$CASFS_STORE" del-dir "$sub" || fail "removing gone/sub"
+        roots=$("$CASFS" roots)
+        declare -A damaged=(
+                [junk]="$(awk -F'\t' '$1 == "junk" {print $3}' <<<"$roots") is corrupt"
+                [dotdot]="$(awk -F'\t' '$1 == "dotdot" {print $3}' <<<"$roots") is corrupt"
+                [nested/sub]="$FAKE_TEXT is corrupt"
+                [gone/sub]="$sub is missing"
+        )
+        [ "$failures" -eq 0 ] || exit 99
+        start_mount || exit 99
+        # each held open meanwhile, so that its inode stays (a FORGET, after
+        # caches were dropped, would bring a new inode, named once more)
+        declare -A held
+        for p in "${!damaged[@]}"; do
+                exec {fd}<"$MNT/$p" || exit 99
+                held[$p]=$fd
+        done
+        for p in "${!damaged[@]}"; do
+                for k in 1 2 3; do
+                        check_eq "$p: listing it is EIO (access $k)" "$(errno_of listdir "$MNT/$p")" EIO
+                        check_eq "$p: a path below it is EIO (access $k)" "$(errno_of lstat "$MNT/$p/x")" EIO
+                done
+                check_eq "$p: the daemon names it once" "$(grep -cF "directory ${damaged[$p]}" "$TMP/daemon.log")" 1
+        done
+        for fd in "${held[@]}"; do exec {fd}<&-; done
+        check "the intact root still reads" cmp "$MNT/ok/file" "$TMP/ok/file"
+        check "also beside the damage" cmp "$MNT/nested/f" "$TMP/ok/file"
+        check "the daemon is alive" kill -0 "$DAEMON_PID"
+        ;;
 hostile-wrong-size)
         # A record that gives a blob the wrong size (wrongsize/big: 1000 bytes
         # for a 5-byte blob) must not share the inode of the intact files with
