@@ -89,7 +89,7 @@ int cmd_mount(int argc, char **argv)
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
-        cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH};
+        cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH, .direct_io = true};
         cas_fuse_options fo = {.read_ahead_kib = CLI_DEFAULT_READ_AHEAD};
         bool foreground = false;
         int c, r;

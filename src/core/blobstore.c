@@ -2,6 +2,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -46,6 +48,7 @@ struct cas_blobstore {
 
 struct cas_blob_reader {
         int fd;            /* local */
+        _Atomic int direct_fd; /* local: the same file opened for direct I/O; -2 not yet tried, -1 none */
         const uint8_t *mem; /* memory */
         uint64_t size;
 };
@@ -103,11 +106,32 @@ ssize_t cas_blob_reader_pread(cas_blob_reader *r, void *buf, size_t n, uint64_t 
         return k;
 }
 
+int cas_blob_reader_direct_fd(cas_blob_reader *r)
+{
+        int fd = atomic_load(&r->direct_fd);
+        if (fd != -2 || r->mem)
+                return r->mem ? -1 : fd;
+        /* reopened through /proc: the same file, whatever its name now */
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", r->fd);
+        fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+        int none = -2;
+        if (!atomic_compare_exchange_strong(&r->direct_fd, &none, fd < 0 ? -1 : fd)) {
+                if (fd >= 0)
+                        close(fd);
+                return none;
+        }
+        return fd < 0 ? -1 : fd;
+}
+
 cas_blob_reader *cas_blob_reader_free(cas_blob_reader *r)
 {
         if (r) {
-                if (!r->mem)
+                if (!r->mem) {
                         safe_close(r->fd);
+                        if (r->direct_fd >= 0)
+                                safe_close(r->direct_fd);
+                }
                 free(r);
         }
         return NULL;
@@ -350,6 +374,7 @@ static int local_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **
         if (!r)
                 return -ENOMEM;
         r->fd = TAKE_FD(fd);
+        r->direct_fd = -2;
         r->size = (uint64_t)st.st_size;
         *ret = r;
         return 0;
@@ -708,6 +733,7 @@ static int memory_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader *
                         rd->mem = m->blobs[i].data ? m->blobs[i].data : empty;
                         rd->size = m->blobs[i].size;
                         rd->fd = -1;
+                        rd->direct_fd = -1;
                         *ret = rd;
                 }
         }

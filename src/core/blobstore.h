@@ -28,6 +28,10 @@ uint64_t cas_blob_reader_size(const cas_blob_reader *r);
 ssize_t cas_blob_reader_pread(cas_blob_reader *r, void *buf, size_t n, uint64_t off);
 /* The file descriptor behind the reader, or -1 when there is none (memory). */
 int cas_blob_reader_fd(const cas_blob_reader *r);
+/* The same file opened for direct I/O (O_DIRECT: reads bypass the page
+ * cache, straight into the caller's aligned buffer), or -1 when there is
+ * none. Opened on first use, closed with the reader. */
+int cas_blob_reader_direct_fd(cas_blob_reader *r);
 cas_blob_reader *cas_blob_reader_free(cas_blob_reader *r);
 
 /* Streaming put: the digest (and, for a large blob, its outboard) is computed

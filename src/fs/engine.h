@@ -26,6 +26,7 @@ typedef struct cas_engine_options {
         bool virtio;       /* the transport is virtiofs (no /dev/fuse-only features) */
         uint32_t max_pages; /* largest read in pages the transport can carry (0: default) */
         unsigned prefetch;  /* files of a directory read ahead of a reader going through it (0: none) */
+        bool direct_io;     /* large blobs: read with O_DIRECT when the reply buffer allows */
         uint32_t read_ahead; /* bytes the kernel may read ahead in a file, offered at INIT (0: its own choice) */
 } cas_engine_options;
 

@@ -69,7 +69,13 @@ static void backing_close_cb(void *userdata, int32_t id)
 static void *worker(void *userdata)
 {
         cas_fuse *f = userdata;
-        _cleanup_free_ uint8_t *in = malloc(f->bufsize), *out = malloc(f->bufsize);
+        _cleanup_free_ uint8_t *in = malloc(f->bufsize);
+        _cleanup_free_ void *out_mem = NULL;
+        /* a reply's payload (after its 16-byte header) page-aligned, with a
+         * page to spare: direct reads from the store land in it */
+        uint8_t *out = posix_memalign(&out_mem, 4096, f->bufsize + 8192) == 0
+                               ? (uint8_t *)out_mem + 4096 - 16 /* sizeof(struct fuse_out_header) */
+                               : NULL;
 
         while (in && out && !atomic_load(&f->stopping)) {
                 ssize_t n = read(f->fd, in, f->bufsize);
@@ -79,7 +85,7 @@ static void *worker(void *userdata)
                                 continue;
                         break; /* ENODEV: unmounted */
                 }
-                struct iovec iv = {in, (size_t)n}, ov = {out, f->bufsize};
+                struct iovec iv = {in, (size_t)n}, ov = {out, f->bufsize + 4096};
                 ssize_t w = cas_engine_handle(f->engine, &iv, 1, &ov, 1);
                 if (w > 0 && write(f->fd, out, (size_t)w) < 0 && errno != ENOENT) {
                         if (errno == ENODEV)
