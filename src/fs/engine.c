@@ -716,16 +716,28 @@ static int read_into_reply(req *r, cas_blob_reader *rd, uint64_t off, size_t siz
         return 0;
 }
 
-/* The reply's payload as one contiguous buffer of size bytes, when it is one. */
-static uint8_t *reply_payload(req *r, size_t size)
+/* Where the reply's payload starts (after its header), and the contiguous
+ * room there (*ret_room); NULL when the buffers end first. */
+static uint8_t *payload_start(const req *r, size_t *ret_room)
 {
         size_t pos = sizeof(struct fuse_out_header);
         for (int s = 0; s < r->out_cnt; s++) {
-                if (pos < r->out[s].iov_len)
-                        return r->out[s].iov_len - pos >= size ? (uint8_t *)r->out[s].iov_base + pos : NULL;
+                if (pos < r->out[s].iov_len) {
+                        *ret_room = r->out[s].iov_len - pos;
+                        return (uint8_t *)r->out[s].iov_base + pos;
+                }
                 pos -= r->out[s].iov_len;
         }
+        *ret_room = 0;
         return NULL;
+}
+
+/* The reply's payload as one contiguous buffer of size bytes, when it is one. */
+static uint8_t *reply_payload(req *r, size_t size)
+{
+        size_t room;
+        uint8_t *p = payload_start(r, &room);
+        return room >= size ? p : NULL;
 }
 
 /* Reads size bytes at off of a small blob into the reply, the blob checked
@@ -754,18 +766,6 @@ static int read_small(req *r, cas_inode *i, cas_blob_reader *rd, uint64_t off, s
         return 0;
 }
 
-/* The contiguous room for the reply's payload, after its header. */
-static size_t payload_room(const req *r)
-{
-        size_t pos = sizeof(struct fuse_out_header);
-        for (int s = 0; s < r->out_cnt; s++) {
-                if (pos < r->out[s].iov_len)
-                        return r->out[s].iov_len - pos;
-                pos -= r->out[s].iov_len;
-        }
-        return 0;
-}
-
 /* Direct reads need buffer, offset and length aligned to the disk's block. */
 #define DIRECT_ALIGN 4096
 
@@ -778,7 +778,8 @@ static size_t payload_room(const req *r)
 static ssize_t read_large(req *r, cas_blob_reader *rd, uint8_t *buf, size_t n, uint64_t off)
 {
         size_t whole = (n + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
-        size_t room = payload_room(r);
+        size_t room;
+        (void)payload_start(r, &room); /* buf is the payload's start */
         int dfd;
 
         if (r->e->opts.direct_io && ((uintptr_t)buf | off) % DIRECT_ALIGN == 0 && whole <= room &&
