@@ -132,7 +132,7 @@ for run in $(seq 1 "$runs"); do
                 if [ "$s" = casfs ] && [ "$run" = 1 ]; then
                         rss_walk=$(awk '/VmRSS/ {print $2}' "/proc/$daemon/status")
                         inodes=$(find "$root" | wc -l)
-                        drop; sleep 2
+                        drop; sleep 3   # memory goes back a quiet second after the FORGETs stop
                         rss_drop=$(awk '/VmRSS/ {print $2}' "/proc/$daemon/status")
                 fi
                 mount_sys "$s"; drop

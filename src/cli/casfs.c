@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "macro.h"
@@ -123,10 +124,36 @@ int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_option
         return 0;
 }
 
+/* The serving commands run without glibc's per-thread cache of freed blocks
+ * (tcache): it keeps a few blocks of every size each thread freed, scattered
+ * over the heap, and each keeps a page resident; after the kernel drops its
+ * caches and FORGETs the inodes, they were most of what stayed of the
+ * daemon's memory. The cache can only be switched off through the
+ * environment, read as the process starts, so the command starts again with
+ * it set (once: the setting is there the second time). Not under a
+ * sanitizer or valgrind, which bring their own allocator. */
+static void restart_without_malloc_cache(char **argv)
+{
+#ifndef __SANITIZE_ADDRESS__
+        const char *t = getenv("GLIBC_TUNABLES"), *preload = getenv("LD_PRELOAD");
+        _cleanup_free_ char *v = NULL;
+
+        if ((t && strstr(t, "glibc.malloc.tcache_count")) || (preload && strstr(preload, "vgpreload")))
+                return;
+        if (asprintf(&v, "%s%sglibc.malloc.tcache_count=0", t ?: "", t ? ":" : "") < 0)
+                return;
+        if (setenv("GLIBC_TUNABLES", v, 1) < 0)
+                return;
+        (void)execv("/proc/self/exe", argv);
+        /* no /proc: go on with the cache */
+#endif
+}
+
 static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
         const char *summary;
+        bool serves; /* a long-running server (see restart_without_malloc_cache) */
 } commands[] = {
         {"import", cmd_import, "import files or trees and register them as roots"},
         {"roots", cmd_roots, "list the roots: name, type, digest, size"},
@@ -136,8 +163,8 @@ static const struct {
         {"rm", cmd_rm, "remove a root (its objects stay until gc)"},
         {"fsck", cmd_fsck, "verify every object and every root's closure"},
         {"gc", cmd_gc, "delete the objects no root reaches"},
-        {"mount", cmd_mount, "mount the roots as a read-only FUSE filesystem"},
-        {"virtiofs", cmd_virtiofs, "serve the roots to a virtual machine (vhost-user-fs)"},
+        {"mount", cmd_mount, "mount the roots as a read-only FUSE filesystem", true},
+        {"virtiofs", cmd_virtiofs, "serve the roots to a virtual machine (vhost-user-fs)", true},
 };
 
 static void help(FILE *f)
@@ -195,6 +222,8 @@ int main(int argc, char **argv)
         }
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (strcmp(argv[optind], commands[i].name) == 0) {
+                        if (commands[i].serves)
+                                restart_without_malloc_cache(argv);
                         argc -= optind;
                         argv += optind;
                         optind = 0; /* let the command run getopt afresh */

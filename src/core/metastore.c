@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "digestmap.h"
 #include "macro.h"
@@ -775,16 +776,47 @@ static int lmdb_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_dig
         return mdb_errno(mdb_txn_commit(txn));
 }
 
+/* The address range LMDB mapped meta.lmdb at. mdb_env_info's me_mapaddr is
+ * only set for MDB_FIXEDMAP, so the map is found in /proc/self/maps by the
+ * file's device and inode. */
+static int lmdb_find_map(lmdb_metastore *m, uint8_t **ret_start, size_t *ret_len)
+{
+        _cleanup_free_ char *line = NULL;
+        size_t n = 0;
+        struct stat st;
+        int fd, r = -ENOENT;
+
+        if (mdb_env_get_fd(m->env, &fd) != 0 || fstat(fd, &st) < 0)
+                return -EBADF;
+        FILE *f = fopen("/proc/self/maps", "re");
+        if (!f)
+                return -errno;
+        while (getline(&line, &n, f) > 0) {
+                unsigned long start, end, ino;
+                unsigned maj, min;
+                if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &start, &end, &maj, &min, &ino) == 5 &&
+                    ino == st.st_ino && maj == major(st.st_dev) && min == minor(st.st_dev)) {
+                        *ret_start = (uint8_t *)start;
+                        *ret_len = end - start;
+                        r = 0;
+                        break;
+                }
+        }
+        fclose(f);
+        return r;
+}
+
 static void lmdb_release_memory(cas_metastore *ms)
 {
         lmdb_metastore *m = (lmdb_metastore *)ms;
-        MDB_envinfo info;
-        MDB_stat st;
+        uint8_t *start = NULL;
+        size_t len = 0;
 
         /* the map is read-only and shared (no MDB_WRITEMAP): dropping our page
-         * table entries loses nothing, readers fault the pages back in */
-        if (mdb_env_info(m->env, &info) == 0 && mdb_env_stat(m->env, &st) == 0 && info.me_mapaddr)
-                (void)madvise(info.me_mapaddr, (size_t)(info.me_last_pgno + 1) * st.ms_psize, MADV_DONTNEED);
+         * table entries loses nothing, readers fault the pages back in from
+         * the page cache (or the file) */
+        if (lmdb_find_map(m, &start, &len) == 0)
+                (void)madvise(start, len, MADV_DONTNEED);
 }
 
 static void lmdb_free(cas_metastore *ms)

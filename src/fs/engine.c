@@ -68,6 +68,8 @@ struct cas_engine {
         } *top_names;
         size_t n_top, alloc_top;
         uint64_t roots_generation;
+        /* cas_engine_tick's: inodes freed at the last tick and at the last release */
+        uint64_t tick_freed, released_freed;
 };
 
 /* One request being answered. */
@@ -1380,6 +1382,23 @@ void cas_engine_release_memory(cas_engine *e)
         cas_metastore_release_memory(e->store->meta);
 }
 
+/* Inodes freed before memory is given back: a few FORGETs of a busy mount
+ * are not worth dropping the mapped metadata pages the next lookups need. */
+#define RELEASE_AFTER_FREED 256
+
+void cas_engine_tick(cas_engine *e)
+{
+        uint64_t freed = cas_inodes_freed(e->inodes);
+
+        /* Releasing while FORGETs still come would leave what they free
+         * after: wait for a quiet tick. */
+        if (freed == e->tick_freed && freed - e->released_freed >= RELEASE_AFTER_FREED) {
+                cas_engine_release_memory(e);
+                e->released_freed = freed;
+        }
+        e->tick_freed = freed;
+}
+
 uint64_t cas_engine_inode_count(cas_engine *e)
 {
         return cas_inodes_count(e->inodes);
@@ -1409,6 +1428,15 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
 
         if (!e)
                 return -ENOMEM;
+        /* Fixed thresholds (glibc adapts both otherwise): a freed 2 MiB
+         * block, as LMDB's at closing a store, would raise the trim threshold
+         * to 4 MiB, and each worker thread's arena would keep up to that much
+         * free memory resident for good (malloc_trim does not trim the top of
+         * a thread's arena). With these, memory freed after FORGETs goes back
+         * to the system. */
+        (void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+        (void)mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+        (void)mallopt(M_MXFAST, 0);
         e->store = store;
         e->opts = *opts;
         if (transport)

@@ -60,6 +60,12 @@ ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt,
  * the store's mapped metadata pages. */
 void cas_engine_release_memory(cas_engine *e);
 
+/* Housekeeping, called about once a second by one thread of the transport:
+ * once the kernel forgot inodes (a cache drop, memory pressure) and its
+ * FORGETs have stopped for a tick, the memory goes back (as
+ * cas_engine_release_memory). */
+void cas_engine_tick(cas_engine *e);
+
 /* How many inodes the kernel holds (or requests use) now. */
 uint64_t cas_engine_inode_count(cas_engine *e);
 

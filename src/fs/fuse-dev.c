@@ -272,7 +272,6 @@ int cas_fuse_wait(cas_fuse *f, const sigset_t *signals)
         struct timespec second = {.tv_sec = 1};
 
         sigset_t all = *signals;
-        uint64_t peak = 0;
 
         /* SIGUSR1 logs statistics */
         sigaddset(&all, SIGUSR1);
@@ -284,12 +283,7 @@ int cas_fuse_wait(cas_fuse *f, const sigset_t *signals)
                         do_unmount(f);
                         break;
                 }
-                /* after the kernel forgot many inodes, give their memory back */
-                peak = MAX(peak, live);
-                if (live + 1000 < peak) {
-                        cas_engine_release_memory(f->engine);
-                        peak = live;
-                }
+                cas_engine_tick(f->engine);
                 if (sig == SIGUSR1) {
                         struct mallinfo2 mi = mallinfo2();
                         fprintf(stderr, "casfs: %" PRIu64 " inodes live, %zu bytes allocated\n", live,

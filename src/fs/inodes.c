@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "inodes.h"
 #include "macro.h"
@@ -8,12 +9,17 @@
 /* Both maps are split into shards, each with its own lock, so that lookups
  * on different inodes do not serialize on one lock. */
 #define SHARDS 64
+#define MIN_BUCKETS 16
 
 typedef struct shard {
         pthread_mutex_t lock; /* protects buckets, n_buckets, n and the chains */
         cas_inode **buckets;
         size_t n_buckets; /* a power of two */
         size_t n;
+        /* the buckets of a small shard: an empty table takes no allocation of
+         * its own, so tables shrunk after FORGETs leave no small blocks
+         * scattered over the heap (each would keep a page of it resident) */
+        cas_inode *few[MIN_BUCKETS];
 } shard;
 
 struct cas_inodes {
@@ -22,6 +28,7 @@ struct cas_inodes {
         shard by_ino[SHARDS]; /* chains through next_by_ino */
         _Atomic uint64_t next_ino;
         _Atomic uint64_t count;
+        _Atomic uint64_t freed;
         cas_inode root;
         void (*release_backing)(int32_t id, void *userdata); /* see cas_inodes_set_backing_release */
         void *release_userdata;
@@ -63,11 +70,22 @@ static bool same_key(const cas_inode *i, uint8_t type, bool executable, uint64_t
  * once the kernel forgot most of it, so memory follows the live inodes. */
 static int shard_resize(shard *s, bool by_key, size_t n)
 {
-        cas_inode **b = calloc(n, sizeof(*b));
-        if (!b)
+        cas_inode *old_few[MIN_BUCKETS], **old = s->buckets;
+        cas_inode **b;
+
+        n = MAX(n, (size_t)MIN_BUCKETS);
+        if (n == MIN_BUCKETS) {
+                /* the inline buckets are the target: move what they hold aside */
+                if (old == s->few) {
+                        memcpy(old_few, s->few, sizeof(old_few));
+                        old = old_few;
+                }
+                b = s->few;
+                memset(b, 0, sizeof(s->few));
+        } else if (!(b = calloc(n, sizeof(*b))))
                 return -ENOMEM;
         for (size_t k = 0; k < s->n_buckets; k++) {
-                cas_inode *i = s->buckets[k], *next;
+                cas_inode *i = old[k], *next;
                 for (; i; i = next) {
                         uint64_t h;
                         if (by_key) {
@@ -82,7 +100,8 @@ static int shard_resize(shard *s, bool by_key, size_t n)
                         b[h & (n - 1)] = i;
                 }
         }
-        free(s->buckets);
+        if (s->buckets != s->few)
+                free(s->buckets);
         s->buckets = b;
         s->n_buckets = n;
         return 0;
@@ -142,8 +161,10 @@ cas_inodes *cas_inodes_free(cas_inodes *t)
                                 inode_free(NULL, i); /* the connection is gone: so are its backing files */
                         }
                 }
-                free(s->buckets);
-                free(t->by_key[k].buckets);
+                if (s->buckets != s->few)
+                        free(s->buckets);
+                if (t->by_key[k].buckets != t->by_key[k].few)
+                        free(t->by_key[k].buckets);
                 pthread_mutex_destroy(&t->by_key[k].lock);
                 pthread_mutex_destroy(&t->dir_locks[k]);
                 pthread_mutex_destroy(&s->lock);
@@ -160,6 +181,11 @@ cas_inode *cas_inodes_root(cas_inodes *t)
 uint64_t cas_inodes_count(cas_inodes *t)
 {
         return atomic_load(&t->count);
+}
+
+uint64_t cas_inodes_freed(cas_inodes *t)
+{
+        return atomic_load(&t->freed);
 }
 
 int cas_inodes_lookup(cas_inodes *t, const cas_node *node, cas_inode **ret)
@@ -209,11 +235,11 @@ int cas_inodes_lookup(cas_inodes *t, const cas_node *node, cas_inode **ret)
         i->refs = 2; /* the kernel's and the caller's */
         i->ino = atomic_fetch_add(&t->next_ino, 1);
 
-        if (ks->n * 2 >= ks->n_buckets && shard_resize(ks, true, ks->n_buckets ? ks->n_buckets * 2 : 16) < 0)
+        if (ks->n * 2 >= ks->n_buckets && shard_resize(ks, true, ks->n_buckets * 2) < 0)
                 goto nomem;
         shard *is = &t->by_ino[ino_hash(i->ino) % SHARDS];
         pthread_mutex_lock(&is->lock);
-        if (is->n * 2 >= is->n_buckets && shard_resize(is, false, is->n_buckets ? is->n_buckets * 2 : 16) < 0) {
+        if (is->n * 2 >= is->n_buckets && shard_resize(is, false, is->n_buckets * 2) < 0) {
                 pthread_mutex_unlock(&is->lock);
                 goto nomem;
         }
@@ -266,6 +292,7 @@ void cas_inode_unref(cas_inodes *t, cas_inode *i)
         if (atomic_fetch_sub(&i->refs, 1) == 1) {
                 inode_free(t, i);
                 atomic_fetch_sub(&t->count, 1);
+                atomic_fetch_add(&t->freed, 1);
         }
 }
 
@@ -300,13 +327,13 @@ void cas_inodes_forget(cas_inodes *t, uint64_t ino, uint64_t n)
                         shard *is = &t->by_ino[ino_hash(i->ino) % SHARDS];
                         unlink_chain(&ks->buckets[(h / SHARDS) & (ks->n_buckets - 1)], i, true);
                         ks->n--;
-                        if (ks->n * 8 < ks->n_buckets && ks->n_buckets > 16)
+                        if (ks->n * 8 < ks->n_buckets && ks->n_buckets > MIN_BUCKETS)
                                 (void)shard_resize(ks, true, ks->n_buckets / 4);
                         pthread_mutex_lock(&is->lock);
                         unlink_chain(&is->buckets[(ino_hash(i->ino) / SHARDS) & (is->n_buckets - 1)], i,
                                      false);
                         is->n--;
-                        if (is->n * 8 < is->n_buckets && is->n_buckets > 16)
+                        if (is->n * 8 < is->n_buckets && is->n_buckets > MIN_BUCKETS)
                                 (void)shard_resize(is, false, is->n_buckets / 4);
                         pthread_mutex_unlock(&is->lock);
                         removed = true;

@@ -103,3 +103,5 @@ void cas_inode_drop_directory(cas_inodes *t, cas_inode *i);
 
 /* How many inodes are live (for tests and statistics). */
 uint64_t cas_inodes_count(cas_inodes *t);
+/* How many inodes were freed since the table was made. */
+uint64_t cas_inodes_freed(cas_inodes *t);
