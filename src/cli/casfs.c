@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,8 +145,16 @@ static void restart_without_malloc_cache(char **argv)
                 return;
         if (setenv("GLIBC_TUNABLES", v, 1) < 0)
                 return;
+        /* the binary by its path, not as /proc/self/exe: the process is
+         * named after the file it runs ("exe" otherwise, in ps and top) */
+        char path[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+        if (n > 0) {
+                path[n] = 0;
+                (void)execv(path, argv);
+        }
         (void)execv("/proc/self/exe", argv);
-        /* no /proc: go on with the cache */
+        /* no /proc, or the binary is gone: go on with the cache */
 #endif
 }
 

@@ -36,6 +36,16 @@
  * (larger files get the kernel's own readahead once they are read). */
 #define PREFETCH_QUEUE 256
 #define PREFETCH_BYTES (512 * 1024)
+/* Small blobs read ahead whole, checked, and kept for the request that
+ * reads them (at most PARKED of them, each up to PARK_MAX bytes, PARK_BUDGET
+ * bytes in all). They are read from the disk straight into that memory
+ * (O_DIRECT): no page cache of the blob beside the kernel's cache of the
+ * mounted file, and no copy out of it. */
+#define PARKED 64
+#define PARK_MAX (1024 * 1024)
+#define PARK_BUDGET (16 * 1024 * 1024)
+/* Direct reads need buffer, offset and length aligned to the disk's block. */
+#define DIRECT_ALIGN 4096
 
 struct cas_engine {
         cas_store *store;
@@ -56,10 +66,22 @@ struct cas_engine {
         pthread_cond_t prefetch_cond;
         struct prefetch {
                 cas_digest digest;
-                uint64_t len;
+                uint64_t len;  /* to read ahead */
+                uint64_t size; /* of the blob */
         } prefetch_ring[PREFETCH_QUEUE];
         unsigned prefetch_head, prefetch_n;
         bool prefetch_stop;
+        pthread_mutex_t parked_lock; /* protects parked */
+        pthread_cond_t parked_cond;  /* a blob being read ahead is there (or failed) */
+        struct parked {
+                cas_digest digest;
+                uint64_t size;
+                uint8_t *bytes; /* NULL: free slot, or being read (loading) */
+                bool loading;   /* a thread reads digest ahead into this slot */
+                uint64_t age;   /* when it was claimed: the oldest goes first */
+        } parked[PARKED];
+        uint64_t parked_clock;
+        _Atomic uint64_t parked_bytes;
         pthread_mutex_t top_lock; /* protects top_names, n_top, roots_generation */
         struct top_name {
                 char *name;
@@ -679,6 +701,170 @@ static int32_t passthrough_id(cas_engine *e, cas_inode *i)
         return id;
 }
 
+/* The slot holding (or loading) blob d, or NULL. Under parked_lock. */
+static struct parked *parked_find(cas_engine *e, const cas_digest *d)
+{
+        for (size_t k = 0; k < PARKED; k++) {
+                struct parked *p = &e->parked[k];
+                if ((p->bytes || p->loading) && cas_digest_eq(&p->digest, d))
+                        return p;
+        }
+        return NULL;
+}
+
+/* The bytes of blob d (size bytes, checked when verifying), when reading
+ * ahead kept them; the caller frees them. A read ahead of d under way is
+ * waited for: the request would read the same bytes again otherwise. */
+static uint8_t *parked_take(cas_engine *e, const cas_digest *d, uint64_t size)
+{
+        uint8_t *bytes = NULL;
+        struct parked *p;
+
+        pthread_mutex_lock(&e->parked_lock);
+        while ((p = parked_find(e, d)) && p->loading)
+                pthread_cond_wait(&e->parked_cond, &e->parked_lock);
+        if (p && p->bytes && p->size == size) {
+                bytes = p->bytes;
+                p->bytes = NULL;
+                atomic_fetch_sub(&e->parked_bytes, size);
+        }
+        pthread_mutex_unlock(&e->parked_lock);
+        return bytes;
+}
+
+/* Claims a slot for reading d ahead: a free one, else the oldest kept (a
+ * file read ahead but never read). NULL when d is there already (*ret_there),
+ * every slot is being loaded, or the budget is used up. */
+static struct parked *parked_claim(cas_engine *e, const cas_digest *d, uint64_t size, bool *ret_there)
+{
+        struct parked *p = NULL;
+        uint8_t *old = NULL;
+
+        pthread_mutex_lock(&e->parked_lock);
+        *ret_there = parked_find(e, d);
+        if (!*ret_there)
+                for (size_t k = 0; k < PARKED; k++) {
+                        struct parked *q = &e->parked[k];
+                        if (q->loading)
+                                continue;
+                        if (!q->bytes) {
+                                p = q;
+                                break;
+                        }
+                        if (!p || q->age < p->age)
+                                p = q;
+                }
+        if (p && p->bytes) {
+                atomic_fetch_sub(&e->parked_bytes, p->size);
+                old = p->bytes;
+                p->bytes = NULL;
+        }
+        if (p && atomic_load(&e->parked_bytes) + size > PARK_BUDGET)
+                p = NULL;
+        if (p) {
+                p->digest = *d;
+                p->size = size;
+                p->loading = true;
+                p->age = ++e->parked_clock;
+                atomic_fetch_add(&e->parked_bytes, size);
+        }
+        pthread_mutex_unlock(&e->parked_lock);
+        free(old);
+        return p;
+}
+
+/* Ends a claim: bytes (NULL when the read or the check failed) are there for
+ * the request that reads the blob. */
+static void parked_done(cas_engine *e, struct parked *p, uint8_t *bytes)
+{
+        pthread_mutex_lock(&e->parked_lock);
+        p->bytes = bytes;
+        p->loading = false;
+        if (!bytes)
+                atomic_fetch_sub(&e->parked_bytes, p->size);
+        pthread_cond_broadcast(&e->parked_cond);
+        pthread_mutex_unlock(&e->parked_lock);
+}
+
+/* Puts back bytes taken with parked_take whose end is still to be read
+ * (the kernel reads a file in several requests): into a free slot, else
+ * they go. */
+static void parked_return(cas_engine *e, const cas_digest *d, uint64_t size, uint8_t *bytes)
+{
+        struct parked *p = NULL;
+
+        pthread_mutex_lock(&e->parked_lock);
+        if (!parked_find(e, d) && atomic_load(&e->parked_bytes) + size <= PARK_BUDGET)
+                for (size_t k = 0; k < PARKED && !p; k++)
+                        if (!e->parked[k].loading && !e->parked[k].bytes)
+                                p = &e->parked[k];
+        if (p) {
+                p->digest = *d;
+                p->size = size;
+                p->bytes = bytes;
+                p->age = ++e->parked_clock;
+                atomic_fetch_add(&e->parked_bytes, size);
+                bytes = NULL;
+        }
+        pthread_mutex_unlock(&e->parked_lock);
+        free(bytes);
+}
+
+/* Frees what reading ahead kept and nobody read. */
+static void parked_clear(cas_engine *e)
+{
+        pthread_mutex_lock(&e->parked_lock);
+        for (size_t k = 0; k < PARKED; k++)
+                if (e->parked[k].bytes) {
+                        atomic_fetch_sub(&e->parked_bytes, e->parked[k].size);
+                        free(e->parked[k].bytes);
+                        e->parked[k].bytes = NULL;
+                }
+        pthread_mutex_unlock(&e->parked_lock);
+}
+
+/* Reads the small blob p whole into memory of its own, checks it when
+ * verifying, and keeps it for the request that will read it. False when
+ * every slot is busy or the budget used up (it is then read ahead into the
+ * page cache). A blob that does not open, read or match is left to the request,
+ * which tries again and reports it. */
+static bool park(cas_engine *e, const struct prefetch *p)
+{
+        size_t whole = ((size_t)p->size + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
+        cas_blob_reader *rd = NULL;
+        uint8_t *bytes = NULL;
+        void *mem;
+        int fd;
+
+        bool there;
+        struct parked *slot = parked_claim(e, &p->digest, p->size, &there);
+        if (!slot)
+                return there; /* read ahead already (the same content twice) */
+        /* opening waits for the disk (directory, inode) */
+        if (cas_blobstore_open(e->store->blobs, &p->digest, &rd) >= 0 && cas_blob_reader_size(rd) == p->size &&
+            (fd = cas_blob_reader_fd(rd)) >= 0 && posix_memalign(&mem, DIRECT_ALIGN, whole) == 0) {
+                bytes = mem;
+                int flags = fcntl(fd, F_GETFL);
+                bool direct = e->opts.direct_io && flags >= 0 && fcntl(fd, F_SETFL, flags | O_DIRECT) == 0;
+                ssize_t got = pread(fd, bytes, direct ? whole : (size_t)p->size, 0);
+                if (direct) {
+                        (void)fcntl(fd, F_SETFL, flags);
+                        if (got < 0) /* a file system with other alignment rules */
+                                got = pread(fd, bytes, (size_t)p->size, 0);
+                }
+                cas_digest d;
+                if (got < 0 || (uint64_t)got != p->size ||
+                    (e->opts.verify &&
+                     (cas_digest_of(bytes, (size_t)p->size, &d), !cas_digest_eq(&d, &p->digest)))) {
+                        free(bytes);
+                        bytes = NULL;
+                }
+        }
+        cas_blob_reader_free(rd);
+        parked_done(e, slot, bytes);
+        return true;
+}
+
 static int open_blob(cas_engine *e, const cas_inode *i, cas_blob_reader **ret)
 {
         if (reader_cache.reader && reader_cache.e == e && cas_digest_eq(&reader_cache.digest, &i->digest)) {
@@ -768,9 +954,6 @@ static int read_small(req *r, cas_inode *i, cas_blob_reader *rd, uint64_t off, s
         return 0;
 }
 
-/* Direct reads need buffer, offset and length aligned to the disk's block. */
-#define DIRECT_ALIGN 4096
-
 /* Reads n bytes at off of a large blob into buf, a reply's payload. Straight
  * from the disk when the buffer and offset are aligned for it (O_DIRECT):
  * the bytes are then copied once on their way, not also through the blob's
@@ -838,6 +1021,7 @@ static void prefetch_push(cas_engine *e, const cas_node *n)
                 struct prefetch *p = &e->prefetch_ring[(e->prefetch_head + e->prefetch_n++) % PREFETCH_QUEUE];
                 p->digest = n->digest;
                 p->len = MIN(n->size, (uint64_t)PREFETCH_BYTES);
+                p->size = n->size;
                 pthread_cond_signal(&e->prefetch_cond);
         }
         pthread_mutex_unlock(&e->prefetch_lock);
@@ -892,9 +1076,11 @@ void cas_engine_prefetch_worker(cas_engine *e)
                 e->prefetch_head = (e->prefetch_head + 1) % PREFETCH_QUEUE;
                 e->prefetch_n--;
                 pthread_mutex_unlock(&e->prefetch_lock);
-                /* opening waits for the disk (directory, inode); the data is read in the background */
                 cas_blob_reader *rd;
-                if (cas_blobstore_open(e->store->blobs, &p.digest, &rd) >= 0) {
+                if (p.size <= PARK_MAX && park(e, &p))
+                        ;
+                /* opening waits for the disk (directory, inode); the data is read in the background */
+                else if (cas_blobstore_open(e->store->blobs, &p.digest, &rd) >= 0) {
                         int fd = cas_blob_reader_fd(rd);
                         if (fd >= 0)
                                 (void)readahead(fd, 0, (size_t)p.len);
@@ -936,7 +1122,19 @@ static int do_read(req *r, cas_inode *i)
 
         if (off == 0 && e->no_open && e->opts.prefetch) /* else OPEN did */
                 read_ahead_after(e, i);
-        if (size > 0) {
+        uint8_t *parked = size > 0 && i->size <= PARK_MAX ? parked_take(e, &i->digest, i->size) : NULL;
+        if (parked) {
+                /* read ahead whole and checked (when verifying) */
+                bool put = out_put(r->out, r->out_cnt, sizeof(h), parked + off, size);
+                if (off + size < i->size)
+                        parked_return(e, &i->digest, i->size, parked);
+                else
+                        free(parked);
+                if (!put)
+                        return -ENOBUFS;
+                if (e->opts.verify)
+                        atomic_store(&i->verified, 1);
+        } else if (size > 0) {
                 k = open_blob(e, i, &rd);
                 if (k < 0) {
                         blob_error(i, k == -ENOENT ? "missing from the store" : strerror(-k));
@@ -1378,6 +1576,7 @@ ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt, con
 
 void cas_engine_release_memory(cas_engine *e)
 {
+        parked_clear(e);
         malloc_trim(0);
         cas_metastore_release_memory(e->store->meta);
 }
@@ -1444,6 +1643,8 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
         e->max_pages = opts->max_pages ? opts->max_pages : DEFAULT_MAX_PAGES;
         pthread_mutex_init(&e->top_lock, NULL);
         pthread_mutex_init(&e->prefetch_lock, NULL);
+        pthread_mutex_init(&e->parked_lock, NULL);
+        pthread_cond_init(&e->parked_cond, NULL);
         pthread_cond_init(&e->prefetch_cond, NULL);
         for (size_t n = 0; n < ELEMENTSOF(e->verify_locks); n++)
                 pthread_mutex_init(&e->verify_locks[n], NULL);
@@ -1470,6 +1671,10 @@ cas_engine *cas_engine_free(cas_engine *e)
         pthread_mutex_destroy(&e->top_lock);
         pthread_mutex_destroy(&e->prefetch_lock);
         pthread_cond_destroy(&e->prefetch_cond);
+        for (size_t k = 0; k < PARKED; k++)
+                free(e->parked[k].bytes);
+        pthread_mutex_destroy(&e->parked_lock);
+        pthread_cond_destroy(&e->parked_cond);
         for (size_t n = 0; n < ELEMENTSOF(e->verify_locks); n++)
                 pthread_mutex_destroy(&e->verify_locks[n]);
         free(e);

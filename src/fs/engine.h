@@ -74,11 +74,14 @@ void cas_engine_thread_done(void);
 
 /* Reading ahead: the first read of a file queues the next files of the
  * directory it was found in (opts.prefetch of them), so that the disk works
- * on them while the reader is still on this one. A transport runs this loop
- * in CAS_ENGINE_PREFETCH_THREADS threads of its own (opening a blob waits
- * for the disk, so they wait in parallel); it returns once
+ * on them while the reader is still on this one. A small blob (up to 1 MiB)
+ * is read whole from the disk straight into memory of the engine's own, and
+ * checked there, for the request that will read it; a larger one is read
+ * into the page cache. A transport runs this loop in
+ * CAS_ENGINE_PREFETCH_THREADS threads of its own (opening and reading a
+ * blob wait for the disk, so they wait in parallel); it returns once
  * cas_engine_stop_prefetch was called. */
-#define CAS_ENGINE_PREFETCH_THREADS 8
+#define CAS_ENGINE_PREFETCH_THREADS 16
 void cas_engine_prefetch_worker(cas_engine *e);
 void cas_engine_stop_prefetch(cas_engine *e);
 

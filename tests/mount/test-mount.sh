@@ -61,6 +61,49 @@ read-ahead)
         EXPECT_RC=2 check_fails "--read-ahead with no number" "$CASFS" mount -f --read-ahead x "$MNT"
         check "says which option" grep -q "read-ahead" <<<"$("$CASFS" mount -f --read-ahead x "$MNT" 2>&1)"
         ;;
+prefetch)
+        # reading a file queues the next files of its directory: small blobs
+        # are read whole, past the page cache (straight into the daemon's
+        # memory), and checked there; a damaged one among them is not served
+        # from there but reads as EIO, with its line in the log
+        mkdir -p "$TMP/pf"
+        for k in $(seq -w 1 40); do head -c $((1000 + 997 * 10#$k)) /dev/urandom > "$TMP/pf/f$k"; done
+        head -c 600000 /dev/urandom > "$TMP/pf/f41"
+        "$CASFS" import --name pf "$TMP/pf" >/dev/null || fail "import"
+        bad=$("$CASFS" stat pf/f20 | sed -n 's/^digest: //p')
+        badpath=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$bad")
+        chmod u+w "$badpath"
+        flip_byte "$badpath" 500
+        paths=()
+        for k in $(seq -w 1 41); do
+                d=$("$CASFS" stat "pf/f$k" | sed -n 's/^digest: //p')
+                paths+=("$("$STORE_TOOL" "$CASFS_STORE" blob-path "$d")")
+        done
+        sync; echo 3 > /proc/sys/vm/drop_caches || exit 77
+        start_mount
+        ok=true
+        for k in $(seq -w 1 41); do
+                [ "$k" = 20 ] && continue
+                cmp -s "$MNT/pf/f$k" "$TMP/pf/f$k" || { ok=false; echo "f$k differs" >&2; }
+        done
+        check "every intact file reads right, in order" $ok
+        check_eq "the damaged one is EIO" "$(errno_of read "$MNT/pf/f20")" EIO
+        check "the log names its blob" grep -q "$bad" "$TMP/daemon.log"
+        # (f01 is read before anything is queued; a file or two may be read
+        # before a thread picks it up; f20 is read again and reported)
+        clean=0
+        for k in $(seq 2 41); do
+                [ "$k" = 20 ] && continue
+                [ "$(fincore -n -b -o RES "${paths[$((k - 1))]}" | tr -d ' ')" = 0 ] && clean=$((clean + 1))
+        done
+        check "the files read ahead left no page of their blobs in the page cache ($clean of 39)" test "$clean" -ge 35
+        stop_mount
+        # and without reading ahead, the same
+        sync; echo 3 > /proc/sys/vm/drop_caches
+        start_mount --prefetch 0
+        check "without reading ahead: a file reads right" cmp "$MNT/pf/f21" "$TMP/pf/f21"
+        check_eq "and the damaged one is EIO" "$(errno_of read "$MNT/pf/f20")" EIO
+        ;;
 symlinks)
         tree
         "$CASFS" import --name link-to-tree "$TMP/tree/dir-link" >/dev/null   # a symlink root: 'with space'
