@@ -71,7 +71,7 @@ struct cas_engine {
         } prefetch_ring[PREFETCH_QUEUE];
         unsigned prefetch_head, prefetch_n;
         bool prefetch_stop;
-        pthread_mutex_t parked_lock; /* protects parked */
+        pthread_mutex_t parked_lock; /* protects parked, parked_clock, parked_bytes */
         pthread_cond_t parked_cond;  /* a blob being read ahead is there (or failed) */
         struct parked {
                 cas_digest digest;
@@ -81,7 +81,7 @@ struct cas_engine {
                 uint64_t age;   /* when it was claimed: the oldest goes first */
         } parked[PARKED];
         uint64_t parked_clock;
-        _Atomic uint64_t parked_bytes;
+        uint64_t parked_bytes; /* held by parked[] */
         pthread_mutex_t top_lock; /* protects top_names, n_top, roots_generation */
         struct top_name {
                 char *name;
@@ -726,48 +726,62 @@ static uint8_t *parked_take(cas_engine *e, const cas_digest *d, uint64_t size)
         if (p && p->bytes && p->size == size) {
                 bytes = p->bytes;
                 p->bytes = NULL;
-                atomic_fetch_sub(&e->parked_bytes, size);
+                e->parked_bytes -= size;
         }
         pthread_mutex_unlock(&e->parked_lock);
         return bytes;
 }
 
-/* Claims a slot for reading d ahead: a free one, else the oldest kept (a
- * file read ahead but never read). NULL when d is there already (*ret_there),
- * every slot is being loaded, or the budget is used up. */
-static struct parked *parked_claim(cas_engine *e, const cas_digest *d, uint64_t size, bool *ret_there)
+/* A slot for blob d (size bytes), under parked_lock: a free one, else (when
+ * evict) the oldest kept, whose bytes go to *ret_old (a file read ahead but
+ * never read). NULL when d is there already, no slot is left, or the budget
+ * is used up. The slot is charged to the budget and stamped. */
+static struct parked *parked_slot_for(cas_engine *e, const cas_digest *d, uint64_t size, bool evict,
+                                      uint8_t **ret_old)
 {
         struct parked *p = NULL;
-        uint8_t *old = NULL;
+
+        *ret_old = NULL;
+        if (parked_find(e, d))
+                return NULL;
+        for (size_t k = 0; k < PARKED; k++) {
+                struct parked *q = &e->parked[k];
+                if (q->loading || (q->bytes && !evict))
+                        continue;
+                if (!q->bytes) {
+                        p = q;
+                        break;
+                }
+                if (!p || q->age < p->age)
+                        p = q;
+        }
+        if (!p)
+                return NULL;
+        if (p->bytes) {
+                e->parked_bytes -= p->size;
+                *ret_old = p->bytes;
+                p->bytes = NULL;
+        }
+        if (e->parked_bytes + size > PARK_BUDGET)
+                return NULL;
+        p->digest = *d;
+        p->size = size;
+        p->age = ++e->parked_clock;
+        e->parked_bytes += size;
+        return p;
+}
+
+/* Claims a slot for reading d ahead. NULL when d is there already
+ * (*ret_there), every slot is being loaded, or the budget is used up. */
+static struct parked *parked_claim(cas_engine *e, const cas_digest *d, uint64_t size, bool *ret_there)
+{
+        uint8_t *old;
 
         pthread_mutex_lock(&e->parked_lock);
         *ret_there = parked_find(e, d);
-        if (!*ret_there)
-                for (size_t k = 0; k < PARKED; k++) {
-                        struct parked *q = &e->parked[k];
-                        if (q->loading)
-                                continue;
-                        if (!q->bytes) {
-                                p = q;
-                                break;
-                        }
-                        if (!p || q->age < p->age)
-                                p = q;
-                }
-        if (p && p->bytes) {
-                atomic_fetch_sub(&e->parked_bytes, p->size);
-                old = p->bytes;
-                p->bytes = NULL;
-        }
-        if (p && atomic_load(&e->parked_bytes) + size > PARK_BUDGET)
-                p = NULL;
-        if (p) {
-                p->digest = *d;
-                p->size = size;
+        struct parked *p = parked_slot_for(e, d, size, true, &old);
+        if (p)
                 p->loading = true;
-                p->age = ++e->parked_clock;
-                atomic_fetch_add(&e->parked_bytes, size);
-        }
         pthread_mutex_unlock(&e->parked_lock);
         free(old);
         return p;
@@ -781,7 +795,7 @@ static void parked_done(cas_engine *e, struct parked *p, uint8_t *bytes)
         p->bytes = bytes;
         p->loading = false;
         if (!bytes)
-                atomic_fetch_sub(&e->parked_bytes, p->size);
+                e->parked_bytes -= p->size;
         pthread_cond_broadcast(&e->parked_cond);
         pthread_mutex_unlock(&e->parked_lock);
 }
@@ -791,19 +805,12 @@ static void parked_done(cas_engine *e, struct parked *p, uint8_t *bytes)
  * they go. */
 static void parked_return(cas_engine *e, const cas_digest *d, uint64_t size, uint8_t *bytes)
 {
-        struct parked *p = NULL;
+        uint8_t *old;
 
         pthread_mutex_lock(&e->parked_lock);
-        if (!parked_find(e, d) && atomic_load(&e->parked_bytes) + size <= PARK_BUDGET)
-                for (size_t k = 0; k < PARKED && !p; k++)
-                        if (!e->parked[k].loading && !e->parked[k].bytes)
-                                p = &e->parked[k];
+        struct parked *p = parked_slot_for(e, d, size, false, &old);
         if (p) {
-                p->digest = *d;
-                p->size = size;
                 p->bytes = bytes;
-                p->age = ++e->parked_clock;
-                atomic_fetch_add(&e->parked_bytes, size);
                 bytes = NULL;
         }
         pthread_mutex_unlock(&e->parked_lock);
@@ -816,7 +823,7 @@ static void parked_clear(cas_engine *e)
         pthread_mutex_lock(&e->parked_lock);
         for (size_t k = 0; k < PARKED; k++)
                 if (e->parked[k].bytes) {
-                        atomic_fetch_sub(&e->parked_bytes, e->parked[k].size);
+                        e->parked_bytes -= e->parked[k].size;
                         free(e->parked[k].bytes);
                         e->parked[k].bytes = NULL;
                 }
