@@ -44,6 +44,15 @@
 #define PARKED 64
 #define PARK_MAX (1024 * 1024)
 #define PARK_BUDGET (16 * 1024 * 1024)
+/* Their memory is reused: the disk writes straight into it, and a fresh
+ * buffer costs a page fault and a zeroed page for each 4 KiB of it when the
+ * kernel pins it for the read (about 5% of the daemon's time in a cold read
+ * of many small files, measured). Buffers are a power of two from 4 KiB to
+ * PARK_MAX; at most PARK_BUDGET bytes of them wait for reuse, and they go
+ * when memory is released. */
+#define POOL_MIN_SHIFT 12
+#define POOL_CLASSES 9
+_Static_assert((UINT64_C(1) << (POOL_MIN_SHIFT + POOL_CLASSES - 1)) == PARK_MAX, "the largest class holds PARK_MAX");
 /* Direct reads need buffer, offset and length aligned to the disk's block. */
 #define DIRECT_ALIGN 4096
 
@@ -68,6 +77,7 @@ struct cas_engine {
                 cas_digest digest;
                 uint64_t len;  /* to read ahead */
                 uint64_t size; /* of the blob */
+                uint64_t ino;  /* not 0: load and check the outboard of this large file instead */
         } prefetch_ring[PREFETCH_QUEUE];
         unsigned prefetch_head, prefetch_n;
         bool prefetch_stop;
@@ -82,6 +92,9 @@ struct cas_engine {
         } parked[PARKED];
         uint64_t parked_clock;
         uint64_t parked_bytes; /* held by parked[] */
+        pthread_mutex_t pool_lock; /* protects pool, pool_bytes */
+        void *pool[POOL_CLASSES];  /* free buffers of each size, linked through their first bytes */
+        uint64_t pool_bytes;
         pthread_mutex_t top_lock; /* protects top_names, n_top, roots_generation */
         struct top_name {
                 char *name;
@@ -435,6 +448,8 @@ static int find_child(req *r, cas_inode *p, const char *name, size_t len, cas_no
         return 0;
 }
 
+static void outboard_ahead(cas_engine *e, const cas_node *n, const cas_inode *i);
+
 static int do_lookup(req *r, cas_inode *p)
 {
         cas_engine *e = r->e;
@@ -453,6 +468,8 @@ static int do_lookup(req *r, cas_inode *p)
                 k = cas_inodes_lookup(e->inodes, n, &c);
         if (k >= 0 && cache)
                 seen(c, p, (uint32_t)(n - cache->dir->nodes));
+        if (k >= 0)
+                outboard_ahead(e, n, c);
         cas_dir_cache_unref(cache);
         if (k < 0)
                 return reply_err(r, -k);
@@ -557,11 +574,13 @@ static _Thread_local struct {
 /* Whole-blob checks read in pieces of this size. */
 #define VERIFY_CHUNK (1024 * 1024)
 
+/* At least n bytes, aligned for direct reads. */
 static uint8_t *thread_buffer(size_t n)
 {
         if (reader_cache.buf_size < n) {
+                void *b;
                 free(reader_cache.buf);
-                reader_cache.buf = malloc(n);
+                reader_cache.buf = posix_memalign(&b, DIRECT_ALIGN, n) == 0 ? b : NULL;
                 reader_cache.buf_size = reader_cache.buf ? n : 0;
         }
         return reader_cache.buf;
@@ -701,6 +720,52 @@ static int32_t passthrough_id(cas_engine *e, cas_inode *i)
         return id;
 }
 
+static unsigned pool_class(uint64_t size)
+{
+        unsigned c = 0;
+        while ((UINT64_C(1) << (POOL_MIN_SHIFT + c)) < size)
+                c++;
+        return c;
+}
+
+/* A buffer for a blob of size bytes (up to PARK_MAX), aligned for direct
+ * reads of its length rounded up to the block. */
+static uint8_t *buffer_get(cas_engine *e, uint64_t size)
+{
+        unsigned c = pool_class(size);
+        void *b;
+
+        pthread_mutex_lock(&e->pool_lock);
+        b = e->pool[c];
+        if (b) {
+                memcpy(&e->pool[c], b, sizeof(void *));
+                e->pool_bytes -= UINT64_C(1) << (POOL_MIN_SHIFT + c);
+        }
+        pthread_mutex_unlock(&e->pool_lock);
+        if (!b && posix_memalign(&b, DIRECT_ALIGN, (size_t)1 << (POOL_MIN_SHIFT + c)) != 0)
+                return NULL;
+        return b;
+}
+
+/* Gives back a buffer of buffer_get(e, size); accepts NULL. */
+static void buffer_put(cas_engine *e, uint8_t *b, uint64_t size)
+{
+        unsigned c = pool_class(size);
+        uint64_t n = UINT64_C(1) << (POOL_MIN_SHIFT + c);
+
+        if (!b)
+                return;
+        pthread_mutex_lock(&e->pool_lock);
+        if (e->pool_bytes + n <= PARK_BUDGET) {
+                memcpy(b, &e->pool[c], sizeof(void *));
+                e->pool[c] = b;
+                e->pool_bytes += n;
+                b = NULL;
+        }
+        pthread_mutex_unlock(&e->pool_lock);
+        free(b);
+}
+
 /* The slot holding (or loading) blob d, or NULL. Under parked_lock. */
 static struct parked *parked_find(cas_engine *e, const cas_digest *d)
 {
@@ -737,7 +802,7 @@ static uint8_t *parked_take(cas_engine *e, const cas_digest *d, uint64_t size)
  * never read). NULL when d is there already, no slot is left, or the budget
  * is used up. The slot is charged to the budget and stamped. */
 static struct parked *parked_slot_for(cas_engine *e, const cas_digest *d, uint64_t size, bool evict,
-                                      uint8_t **ret_old)
+                                      uint8_t **ret_old, uint64_t *ret_old_size)
 {
         struct parked *p = NULL;
 
@@ -760,6 +825,7 @@ static struct parked *parked_slot_for(cas_engine *e, const cas_digest *d, uint64
         if (p->bytes) {
                 e->parked_bytes -= p->size;
                 *ret_old = p->bytes;
+                *ret_old_size = p->size;
                 p->bytes = NULL;
         }
         if (e->parked_bytes + size > PARK_BUDGET)
@@ -775,15 +841,16 @@ static struct parked *parked_slot_for(cas_engine *e, const cas_digest *d, uint64
  * (*ret_there), every slot is being loaded, or the budget is used up. */
 static struct parked *parked_claim(cas_engine *e, const cas_digest *d, uint64_t size, bool *ret_there)
 {
+        uint64_t old_size = 0;
         uint8_t *old;
 
         pthread_mutex_lock(&e->parked_lock);
         *ret_there = parked_find(e, d);
-        struct parked *p = parked_slot_for(e, d, size, true, &old);
+        struct parked *p = parked_slot_for(e, d, size, true, &old, &old_size);
         if (p)
                 p->loading = true;
         pthread_mutex_unlock(&e->parked_lock);
-        free(old);
+        buffer_put(e, old, old_size);
         return p;
 }
 
@@ -805,19 +872,21 @@ static void parked_done(cas_engine *e, struct parked *p, uint8_t *bytes)
  * they go. */
 static void parked_return(cas_engine *e, const cas_digest *d, uint64_t size, uint8_t *bytes)
 {
+        uint64_t unused;
         uint8_t *old;
 
         pthread_mutex_lock(&e->parked_lock);
-        struct parked *p = parked_slot_for(e, d, size, false, &old);
+        struct parked *p = parked_slot_for(e, d, size, false, &old, &unused); /* evicts nothing */
         if (p) {
                 p->bytes = bytes;
                 bytes = NULL;
         }
         pthread_mutex_unlock(&e->parked_lock);
-        free(bytes);
+        buffer_put(e, bytes, size);
 }
 
-/* Frees what reading ahead kept and nobody read. */
+/* Frees what reading ahead kept and nobody read, and the buffers kept for
+ * reuse. */
 static void parked_clear(cas_engine *e)
 {
         pthread_mutex_lock(&e->parked_lock);
@@ -828,6 +897,15 @@ static void parked_clear(cas_engine *e)
                         e->parked[k].bytes = NULL;
                 }
         pthread_mutex_unlock(&e->parked_lock);
+        pthread_mutex_lock(&e->pool_lock);
+        for (size_t c = 0; c < POOL_CLASSES; c++)
+                while (e->pool[c]) {
+                        void *b = e->pool[c];
+                        memcpy(&e->pool[c], b, sizeof(void *));
+                        free(b);
+                }
+        e->pool_bytes = 0;
+        pthread_mutex_unlock(&e->pool_lock);
 }
 
 /* Reads the small blob p whole into memory of its own, checks it when
@@ -840,7 +918,6 @@ static bool park(cas_engine *e, const struct prefetch *p)
         size_t whole = ((size_t)p->size + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
         cas_blob_reader *rd = NULL;
         uint8_t *bytes = NULL;
-        void *mem;
         int fd;
 
         bool there;
@@ -849,8 +926,7 @@ static bool park(cas_engine *e, const struct prefetch *p)
                 return there; /* read ahead already (the same content twice) */
         /* opening waits for the disk (directory, inode) */
         if (cas_blobstore_open(e->store->blobs, &p->digest, &rd) >= 0 && cas_blob_reader_size(rd) == p->size &&
-            (fd = cas_blob_reader_fd(rd)) >= 0 && posix_memalign(&mem, DIRECT_ALIGN, whole) == 0) {
-                bytes = mem;
+            (fd = cas_blob_reader_fd(rd)) >= 0 && (bytes = buffer_get(e, p->size))) {
                 int flags = fcntl(fd, F_GETFL);
                 bool direct = e->opts.direct_io && flags >= 0 && fcntl(fd, F_SETFL, flags | O_DIRECT) == 0;
                 ssize_t got = pread(fd, bytes, direct ? whole : (size_t)p->size, 0);
@@ -863,7 +939,7 @@ static bool park(cas_engine *e, const struct prefetch *p)
                 if (got < 0 || (uint64_t)got != p->size ||
                     (e->opts.verify &&
                      (cas_digest_of(bytes, (size_t)p->size, &d), !cas_digest_eq(&d, &p->digest)))) {
-                        free(bytes);
+                        buffer_put(e, bytes, p->size);
                         bytes = NULL;
                 }
         }
@@ -961,20 +1037,18 @@ static int read_small(req *r, cas_inode *i, cas_blob_reader *rd, uint64_t off, s
         return 0;
 }
 
-/* Reads n bytes at off of a large blob into buf, a reply's payload. Straight
+/* Reads n bytes at off of a large blob into buf (room bytes there). Straight
  * from the disk when the buffer and offset are aligned for it (O_DIRECT):
  * the bytes are then copied once on their way, not also through the blob's
  * own page cache (the kernel caches the file it serves anyway). The length
- * is rounded up to the block, within the reply's room; a read past the end
- * of the blob stops there. */
-static ssize_t read_large(req *r, cas_blob_reader *rd, uint8_t *buf, size_t n, uint64_t off)
+ * is rounded up to the block, within room; a read past the end of the blob
+ * stops there. */
+static ssize_t read_large(cas_engine *e, cas_blob_reader *rd, uint8_t *buf, size_t room, size_t n, uint64_t off)
 {
         size_t whole = (n + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
-        size_t room;
-        (void)payload_start(r, &room); /* buf is the payload's start */
         int dfd;
 
-        if (r->e->opts.direct_io && ((uintptr_t)buf | off) % DIRECT_ALIGN == 0 && whole <= room &&
+        if (e->opts.direct_io && ((uintptr_t)buf | off) % DIRECT_ALIGN == 0 && whole <= room &&
             (dfd = cas_blob_reader_direct_fd(rd)) >= 0) {
                 ssize_t got = pread(dfd, buf, whole, (off_t)off);
                 if (got >= 0)
@@ -996,12 +1070,18 @@ static int read_checked(req *r, cas_inode *i, cas_blob_reader *rd, const uint8_t
         uint64_t end = MIN(i->size, ((off + size + CAS_OUTBOARD_GROUP - 1) >> CAS_OUTBOARD_GROUP_SHIFT)
                                             << CAS_OUTBOARD_GROUP_SHIFT);
         size_t span = (size_t)(end - start);
-        uint8_t *direct = start == off && end == off + size ? reply_payload(r, size) : NULL;
-        uint8_t *buf = direct ? direct : thread_buffer(MAX(span, (size_t)VERIFY_CHUNK));
+        size_t room = 0;
+        uint8_t *direct = start == off && end == off + size ? payload_start(r, &room) : NULL;
+        if (room < size)
+                direct = NULL;
+        /* else a random read inside a group: the group goes through the thread's buffer */
+        uint8_t *buf = direct ? direct
+                              : thread_buffer(room = MAX((span + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1),
+                                                         (size_t)VERIFY_CHUNK));
 
         if (!buf)
                 return -ENOMEM;
-        ssize_t got = direct ? read_large(r, rd, direct, span, start) : cas_blob_reader_pread(rd, buf, span, start);
+        ssize_t got = read_large(r->e, rd, buf, room, span, start);
         if (got < 0 || (size_t)got != span)
                 return got < 0 ? (int)got : -EIO;
         for (uint64_t g = first; (g << CAS_OUTBOARD_GROUP_SHIFT) < end; g++) {
@@ -1021,7 +1101,7 @@ static int read_checked(req *r, cas_inode *i, cas_blob_reader *rd, const uint8_t
 
 /* ---- reading ahead ---- */
 
-static void prefetch_push(cas_engine *e, const cas_node *n)
+static void prefetch_push(cas_engine *e, const cas_node *n, uint64_t ino)
 {
         pthread_mutex_lock(&e->prefetch_lock);
         if (e->prefetch_n < PREFETCH_QUEUE) { /* when full, the disk is busy enough: drop it */
@@ -1029,9 +1109,37 @@ static void prefetch_push(cas_engine *e, const cas_node *n)
                 p->digest = n->digest;
                 p->len = MIN(n->size, (uint64_t)PREFETCH_BYTES);
                 p->size = n->size;
+                p->ino = ino;
                 pthread_cond_signal(&e->prefetch_cond);
         }
         pthread_mutex_unlock(&e->prefetch_lock);
+}
+
+/* A large file looked up by name is about to be opened: its outboard is
+ * loaded and checked in the background, so that its first read does not
+ * wait for it (a 1 GiB blob's is 2 MiB, a few milliseconds). */
+static void outboard_ahead(cas_engine *e, const cas_node *n, const cas_inode *i)
+{
+        if (e->opts.verify && e->opts.prefetch && i->type == CAS_NODE_FILE && cas_outboard_size(i->size) > 0 &&
+            !atomic_load(&i->outboard) && atomic_load(&i->verified) != 2)
+                prefetch_push(e, n, i->ino);
+}
+
+static void outboard_load(cas_engine *e, const struct prefetch *p)
+{
+        cas_inode *i = cas_inodes_get(e->inodes, p->ino);
+        cas_blob_reader *rd;
+        const uint8_t *ob;
+
+        /* the kernel may have forgotten it meanwhile (its number then names another) */
+        if (i && i->type == CAS_NODE_FILE && cas_digest_eq(&i->digest, &p->digest) &&
+            cas_blobstore_open(e->store->blobs, &i->digest, &rd) >= 0) {
+                if (cas_blob_reader_size(rd) == i->size)
+                        (void)large_blob_outboard(e, rd, i, &ob); /* a failure is the READ's to report */
+                cas_blob_reader_free(rd);
+        }
+        if (i)
+                cas_inode_unref(e->inodes, i);
 }
 
 /* A reader starts on file i: queue the files after it in the directory it
@@ -1065,7 +1173,7 @@ static void read_ahead_after(cas_engine *e, cas_inode *i)
                 /* large blobs are read past the page cache (read_large): nothing to warm */
                 if (dir->nodes[k].type == CAS_NODE_FILE && dir->nodes[k].size > 0 &&
                     !(e->opts.direct_io && cas_outboard_size(dir->nodes[k].size) > 0))
-                        prefetch_push(e, &dir->nodes[k]);
+                        prefetch_push(e, &dir->nodes[k], 0);
         atomic_store(&d->read_ahead, MAX(to, from));
         cas_dir_cache_unref(cache);
         cas_inode_unref(e->inodes, d);
@@ -1084,7 +1192,9 @@ void cas_engine_prefetch_worker(cas_engine *e)
                 e->prefetch_n--;
                 pthread_mutex_unlock(&e->prefetch_lock);
                 cas_blob_reader *rd;
-                if (p.size <= PARK_MAX && park(e, &p))
+                if (p.ino)
+                        outboard_load(e, &p);
+                else if (p.size <= PARK_MAX && park(e, &p))
                         ;
                 /* opening waits for the disk (directory, inode); the data is read in the background */
                 else if (cas_blobstore_open(e->store->blobs, &p.digest, &rd) >= 0) {
@@ -1136,7 +1246,7 @@ static int do_read(req *r, cas_inode *i)
                 if (off + size < i->size)
                         parked_return(e, &i->digest, i->size, parked);
                 else
-                        free(parked);
+                        buffer_put(e, parked, i->size);
                 if (!put)
                         return -ENOBUFS;
                 if (e->opts.verify)
@@ -1154,8 +1264,10 @@ static int do_read(req *r, cas_inode *i)
                 uint64_t bad_group = 0;
                 const uint8_t *ob = NULL;
                 uint8_t *payload;
-                if (!e->opts.verify && cas_outboard_size(i->size) > 0 && (payload = reply_payload(r, size))) {
-                        ssize_t got = read_large(r, rd, payload, size, off);
+                size_t room;
+                if (!e->opts.verify && cas_outboard_size(i->size) > 0 && (payload = payload_start(r, &room)) &&
+                    room >= size) {
+                        ssize_t got = read_large(e, rd, payload, room, size, off);
                         k = got < 0 ? (int)got : (size_t)got == size ? 0 : -EIO;
                 } else if (!e->opts.verify)
                         k = read_into_reply(r, rd, off, size);
@@ -1651,6 +1763,7 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
         pthread_mutex_init(&e->top_lock, NULL);
         pthread_mutex_init(&e->prefetch_lock, NULL);
         pthread_mutex_init(&e->parked_lock, NULL);
+        pthread_mutex_init(&e->pool_lock, NULL);
         pthread_cond_init(&e->parked_cond, NULL);
         pthread_cond_init(&e->prefetch_cond, NULL);
         for (size_t n = 0; n < ELEMENTSOF(e->verify_locks); n++)
@@ -1678,9 +1791,9 @@ cas_engine *cas_engine_free(cas_engine *e)
         pthread_mutex_destroy(&e->top_lock);
         pthread_mutex_destroy(&e->prefetch_lock);
         pthread_cond_destroy(&e->prefetch_cond);
-        for (size_t k = 0; k < PARKED; k++)
-                free(e->parked[k].bytes);
+        parked_clear(e);
         pthread_mutex_destroy(&e->parked_lock);
+        pthread_mutex_destroy(&e->pool_lock);
         pthread_cond_destroy(&e->parked_cond);
         for (size_t n = 0; n < ELEMENTSOF(e->verify_locks); n++)
                 pthread_mutex_destroy(&e->verify_locks[n]);

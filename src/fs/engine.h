@@ -77,7 +77,9 @@ void cas_engine_thread_done(void);
  * on them while the reader is still on this one. A small blob (up to 1 MiB)
  * is read whole from the disk straight into memory of the engine's own, and
  * checked there, for the request that will read it; a larger one is read
- * into the page cache. A transport runs this loop in
+ * into the page cache. A large file looked up by name (with verification
+ * on) has its outboard loaded and checked by the same threads. A
+ * transport runs this loop in
  * CAS_ENGINE_PREFETCH_THREADS threads of its own (opening and reading a
  * blob wait for the disk, so they wait in parallel); it returns once
  * cas_engine_stop_prefetch was called. */

@@ -25,13 +25,16 @@ check_eq "of 32 bytes per 16 KiB group" "$(stat -c %s "$ob")" $(((size + G - 1) 
 check "a blob just over 1 MiB has one" test -f "$("$STORE_TOOL" "$CASFS_STORE" blob-path "$(digest_of just-over.bin)").outboard"
 check "a blob of 1 MiB has none" test ! -e "$("$STORE_TOOL" "$CASFS_STORE" blob-path "$(digest_of one-mib.bin)").outboard"
 
-# read_at FILE OFFSET LENGTH: prints the bytes' sha256 or the error's name
+# read_at FILE OFFSET LENGTH [random]: prints the bytes' sha256 or the
+# error's name; random: with the kernel's readahead off (the request is the read)
 read_at() {
         python3 - "$@" <<'PY'
 import errno, hashlib, os, sys
 path, off, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 try:
     fd = os.open(path, os.O_RDONLY)
+    if sys.argv[4:] == ["random"]:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
     data = os.pread(fd, n, off)
     os.close(fd)
     print(hashlib.sha256(data).hexdigest())
@@ -63,6 +66,12 @@ for opt in "" --no-verify; do
         check "${opt:-verified}: the large file reads right" cmp "$MNT/big/large.bin" "$TMP/big/large.bin"
         check_eq "${opt:-verified}: and its blob's file stays out of the page cache" \
                 "$(fincore -n -b -o RES "$path" | tr -d ' ')" 0
+        sync; echo 3 > /proc/sys/vm/drop_caches
+        # inside a group: the daemon reads (and, verifying, checks) the whole group
+        check_eq "${opt:-verified}: a 4 KiB read inside a group reads right" \
+                "$(read_at "$MNT/big/large.bin" 2005000 4096 random)" "$(read_at "$TMP/big/large.bin" 2005000 4096)"
+        check_eq "${opt:-verified}: and leaves none of the blob cached either" \
+                "$(fincore -n -b -o RES "$path" | tr -d ' ')" 0
         stop_mount
 done
 
@@ -90,6 +99,12 @@ chmod u+w "$ob"
 flip "$ob" 200
 : > "$TMP/daemon.log"
 start_mount
+# a large file looked up by name has its outboard loaded (and checked) in
+# the background, before its first read
+stat "$MNT/big/large.bin" >/dev/null
+for _ in $(seq 50); do grep -q "blob $large: its outboard" "$TMP/daemon.log" && break; sleep 0.1; done
+check "a damaged outboard is found once the file is looked up, before it is read" \
+        grep -q "blob $large: its outboard does not match the digest" "$TMP/daemon.log"
 check "a damaged outboard: the file still reads right" cmp "$MNT/big/large.bin" "$TMP/big/large.bin"
 check "and the daemon says so" grep -q "blob $large: its outboard does not match the digest" "$TMP/daemon.log"
 stop_mount
