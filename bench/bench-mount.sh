@@ -21,7 +21,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 . "$repo/bench/common.sh"
 corpus=
 scratch=/var/tmp/casfs-bench
-runs=3
+runs=4
 pin=(taskset -c 0)
 casfs=$repo/build/src/cli/casfs
 only=
@@ -122,7 +122,7 @@ declare -A res
 rss_idle=- rss_walk=- rss_drop=- inodes=-
 
 for run in $(seq 1 "$runs"); do
-        for s in "${systems[@]}"; do
+        for s in $(in_turn "$run" "${systems[@]}"); do
                 echo "run $run: $s" >&2
                 mount_sys "$s"; drop
                 [ "$s" = casfs ] && [ "$run" = 1 ] && rss_idle=$(awk '/VmRSS/ {print $2}' "/proc/$daemon/status")
@@ -151,7 +151,7 @@ for run in $(seq 1 "$runs"); do
 done
 cleanup
 
-printf '\n%s, %s runs, %s\n' "$corpus ($(du -sh "$corpus" | cut -f1), $(find "$corpus" | wc -l) entries)" "$runs" \
+printf '\n%s, %s runs (the systems in turn forwards and backwards), %s\n' "$corpus ($(du -sh "$corpus" | cut -f1), $(find "$corpus" | wc -l) entries)" "$runs" \
         "${pin[*]:-unpinned}"
 cols=(cold_walk warm_walk cold_read warm_read cold_seq cold_rand)
 printf '%-15s %16s %16s %16s %16s %16s %16s\n' "" "cold walk" "warm walk" "cold read" "warm read" "cold seq" "cold rand"

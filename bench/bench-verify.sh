@@ -21,7 +21,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 . "$repo/bench/common.sh"
 scratch=/var/tmp/casfs-bench
 size=1G
-runs=3
+runs=4
 ios=4000
 seed=1234
 pin=(taskset -c 0)
@@ -94,7 +94,7 @@ readseq() { [ "$("${pin[@]}" cat "$file" | wc -c)" -eq "$bytes" ]; }
 declare -A res
 
 for run in $(seq 1 "$runs"); do
-        for s in "${systems[@]}"; do
+        for s in $(in_turn "$run" "${systems[@]}"); do
                 echo "run $run: $s" >&2
                 mount_sys "$s"; drop
                 before=$(rchar)
@@ -108,7 +108,7 @@ for run in $(seq 1 "$runs"); do
 done
 cleanup
 
-printf '\n%s (%s bytes of random data), %s runs, %s\n' "$blob" "$bytes" "$runs" "${pin[*]:-unpinned}"
+printf '\n%s (%s bytes of random data), %s runs (the systems in turn forwards and backwards), %s\n' "$blob" "$bytes" "$runs" "${pin[*]:-unpinned}"
 cols=(cold_rand cold_seq)
 printf '%-15s %16s %16s %10s %12s\n' "" "cold rand" "cold seq" "rand IOPS" "slowest ms"
 declare -A med base

@@ -26,6 +26,20 @@ print_rand_bytes() {
         [ "$line" = "cold rand, bytes the daemon read per 4 KiB read:" ] || echo "$line"
 }
 
+# in_turn RUN SYSTEM...: the systems in the order run RUN measures them:
+# as given in odd runs, backwards in even ones. Each system then follows a
+# different one from run to run: what one leaves behind (the host's cache of
+# the disk image, memory to reclaim) does not always favour the same one.
+in_turn() {
+        local run=$1 k
+        shift
+        if (( run % 2 )); then
+                printf '%s\n' "$@"
+        else
+                for (( k = $#; k >= 1; k-- )); do printf '%s\n' "${!k}"; done
+        fi
+}
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 # alive PID: the process exists and is not a zombie
