@@ -121,14 +121,18 @@ fi
 declare -A res
 rss_idle=- rss_walk=- rss_drop=- inodes=-
 
+mapfile -t order < <(measure_order "${systems[@]}")
+declare -A count
 for run in $(seq 1 "$runs"); do
-        for s in $(in_turn "$run" "${systems[@]}"); do
+        for s in "${order[@]}"; do
                 echo "run $run: $s" >&2
+                k=$(( ${count[$s]:-0} + 1 ))
+                count[$s]=$k
                 mount_sys "$s"; drop
                 [ "$s" = casfs ] && [ "$run" = 1 ] && rss_idle=$(awk '/VmRSS/ {print $2}' "/proc/$daemon/status")
-                res[$s,cold_walk,$run]=$(timed walk)
+                res[$s,cold_walk,$k]=$(timed walk)
                 walk >/dev/null 2>&1 || true   # warm-up right before: pages idle for a minute get evicted here
-                res[$s,warm_walk,$run]=$(timed walk)
+                res[$s,warm_walk,$k]=$(timed walk)
                 if [ "$s" = casfs ] && [ "$run" = 1 ]; then
                         rss_walk=$(awk '/VmRSS/ {print $2}' "/proc/$daemon/status")
                         inodes=$(find "$root" | wc -l)
@@ -136,23 +140,23 @@ for run in $(seq 1 "$runs"); do
                         rss_drop=$(awk '/VmRSS/ {print $2}' "/proc/$daemon/status")
                 fi
                 mount_sys "$s"; drop
-                res[$s,cold_read,$run]=$(timed readall)
+                res[$s,cold_read,$k]=$(timed readall)
                 readall >/dev/null 2>&1 || true
-                res[$s,warm_read,$run]=$(timed readall)
+                res[$s,warm_read,$k]=$(timed readall)
                 mount_sys "$s"; drop
-                res[$s,cold_seq,$run]=$(timed readbig)
+                res[$s,cold_seq,$k]=$(timed readbig)
                 mount_sys "$s"; drop
                 before=$(rchar)
                 out=$(randread "$root/$big" "$big_size")
                 [ -n "$out" ] || { echo "bench-mount: fio failed on $root/$big" >&2; exit 1; }
-                read -r "res[$s,cold_rand,$run]" nreads "res[$s,rand_max,$run]" <<<"$out"
-                if [ -n "$daemon" ]; then res[$s,rand_bytes,$run]=$(( $(rchar) - before )); fi
+                read -r "res[$s,cold_rand,$k]" nreads "res[$s,rand_max,$k]" <<<"$out"
+                if [ -n "$daemon" ]; then res[$s,rand_bytes,$k]=$(( $(rchar) - before )); fi
         done
 done
 cleanup
 
-printf '\n%s, %s runs (the systems in turn forwards and backwards), %s\n' "$corpus ($(du -sh "$corpus" | cut -f1), $(find "$corpus" | wc -l) entries)" "$runs" \
-        "${pin[*]:-unpinned}"
+printf '\n%s, %s runs (order: %s), %s\n' "$corpus ($(du -sh "$corpus" | cut -f1), $(find "$corpus" | wc -l) entries)" "$runs" \
+        "${order[*]}" "${pin[*]:-unpinned}"
 cols=(cold_walk warm_walk cold_read warm_read cold_seq cold_rand)
 printf '%-15s %16s %16s %16s %16s %16s %16s\n' "" "cold walk" "warm walk" "cold read" "warm read" "cold seq" "cold rand"
 declare -A med base
@@ -160,7 +164,7 @@ for s in "${systems[@]}"; do
         line=$(printf '%-15s' "$s")
         for m in "${cols[@]}" rand_max rand_bytes; do
                 vals=()
-                for run in $(seq 1 "$runs"); do [ -n "${res[$s,$m,$run]:-}" ] && vals+=("${res[$s,$m,$run]}"); done
+                for k in $(seq 1 "${count[$s]}"); do [ -n "${res[$s,$m,$k]:-}" ] && vals+=("${res[$s,$m,$k]}"); done
                 [ ${#vals[@]} -gt 0 ] || continue
                 med[$s,$m]=$(median "${vals[@]}")
         done

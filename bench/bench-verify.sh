@@ -93,29 +93,33 @@ readseq() { [ "$("${pin[@]}" cat "$file" | wc -c)" -eq "$bytes" ]; }
 
 declare -A res
 
+mapfile -t order < <(measure_order "${systems[@]}")
+declare -A count
 for run in $(seq 1 "$runs"); do
-        for s in $(in_turn "$run" "${systems[@]}"); do
+        for s in "${order[@]}"; do
                 echo "run $run: $s" >&2
+                k=$(( ${count[$s]:-0} + 1 ))
+                count[$s]=$k
                 mount_sys "$s"; drop
                 before=$(rchar)
                 out=$(randread "$file" "$bytes")
                 [ -n "$out" ] || { echo "bench-verify: fio failed on $file" >&2; exit 1; }
-                read -r "res[$s,cold_rand,$run]" nreads "res[$s,rand_max,$run]" <<<"$out"
-                if [ -n "$daemon" ]; then res[$s,rand_bytes,$run]=$(( $(rchar) - before )); fi
+                read -r "res[$s,cold_rand,$k]" nreads "res[$s,rand_max,$k]" <<<"$out"
+                if [ -n "$daemon" ]; then res[$s,rand_bytes,$k]=$(( $(rchar) - before )); fi
                 mount_sys "$s"; drop
-                res[$s,cold_seq,$run]=$(timed readseq)
+                res[$s,cold_seq,$k]=$(timed readseq)
         done
 done
 cleanup
 
-printf '\n%s (%s bytes of random data), %s runs (the systems in turn forwards and backwards), %s\n' "$blob" "$bytes" "$runs" "${pin[*]:-unpinned}"
+printf '\n%s (%s bytes of random data), %s runs (order: %s), %s\n' "$blob" "$bytes" "$runs" "${order[*]}" "${pin[*]:-unpinned}"
 cols=(cold_rand cold_seq)
 printf '%-15s %16s %16s %10s %12s\n' "" "cold rand" "cold seq" "rand IOPS" "slowest ms"
 declare -A med base
 for s in "${systems[@]}"; do
         for m in "${cols[@]}" rand_max rand_bytes; do
                 vals=()
-                for run in $(seq 1 "$runs"); do [ -n "${res[$s,$m,$run]:-}" ] && vals+=("${res[$s,$m,$run]}"); done
+                for k in $(seq 1 "${count[$s]}"); do [ -n "${res[$s,$m,$k]:-}" ] && vals+=("${res[$s,$m,$k]}"); done
                 [ ${#vals[@]} -gt 0 ] && med[$s,$m]=$(median "${vals[@]}")
         done
         line=$(printf '%-15s' "$s")

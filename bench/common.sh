@@ -26,18 +26,47 @@ print_rand_bytes() {
         [ "$line" = "cold rand, bytes the daemon read per 4 KiB read:" ] || echo "$line"
 }
 
-# in_turn RUN SYSTEM...: the systems in the order run RUN measures them:
-# as given in odd runs, backwards in even ones. Each system then follows a
-# different one from run to run: what one leaves behind (the host's cache of
-# the disk image, memory to reclaim) does not always favour the same one.
-in_turn() {
-        local run=$1 k
-        shift
-        if (( run % 2 )); then
-                printf '%s\n' "$@"
-        else
-                for (( k = $#; k >= 1; k-- )); do printf '%s\n' "${!k}"; done
+# measure_order SYSTEM...: the order in which each run measures the
+# systems. The host caches the guest's disk image, which a guest's
+# drop_caches does not empty, so a system measured right after another that
+# read the same files (casfs after casfs-noverify: the store; squashfuse
+# after squashfuse_ll: the image) would find them warm. Systems reading the
+# same files are kept apart, also from the end of one run to the start of
+# the next; where that cannot be (casfs and casfs-noverify beside native
+# only), native is measured a second time between them.
+measure_order() {
+        local -a groups=() items=() order=()
+        local -A members=()
+        local s src g n k max=0
+        source_of() { case $1 in casfs*) echo store ;; squashfuse*) echo image ;; *) echo "$1" ;; esac; }
+        for s in "$@"; do
+                src=$(source_of "$s")
+                [ -n "${members[$src]:-}" ] || groups+=("$src")
+                members[$src]+="$s "
+        done
+        for g in "${groups[@]}"; do
+                n=$(wc -w <<<"${members[$g]}")
+                (( n > max )) && max=$n
+        done
+        n=$#
+        if (( max > 1 && max * 2 > n )); then
+                if [ -z "${members[native]:-}" ]; then
+                        printf '%s\n' "$@"
+                        return
+                fi
+                members[native]+="native "
+                n=$((n + 1))
         fi
+        # the largest groups first, then every other place: no neighbours
+        for k in $(seq "$n" -1 1); do
+                for g in "${groups[@]}"; do
+                        [ "$(wc -w <<<"${members[$g]}")" -eq "$k" ] && items+=(${members[$g]})
+                done
+        done
+        for (( k = 0; k < n; k++ )); do
+                if (( 2 * k < n )); then order[2 * k]=${items[k]}; else order[2 * (k - (n + 1) / 2) + 1]=${items[k]}; fi
+        done
+        printf '%s\n' "${order[@]}"
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
