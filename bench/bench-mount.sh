@@ -140,7 +140,9 @@ for run in $(seq 1 "$runs"); do
                         rss_drop=$(awk '/VmRSS/ {print $2}' "/proc/$daemon/status")
                 fi
                 mount_sys "$s"; drop
+                cpu=; [ -z "$daemon" ] || cpu=$(daemon_cpu)
                 res[$s,cold_read,$k]=$(timed readall)
+                if [ -n "$daemon" ]; then res[$s,read_cpu,$k]=$(echo "$(daemon_cpu) - $cpu" | bc); fi
                 readall >/dev/null 2>&1 || true
                 res[$s,warm_read,$k]=$(timed readall)
                 mount_sys "$s"; drop
@@ -162,7 +164,7 @@ printf '%-15s %16s %16s %16s %16s %16s %16s\n' "" "cold walk" "warm walk" "cold 
 declare -A med base
 for s in "${systems[@]}"; do
         line=$(printf '%-15s' "$s")
-        for m in "${cols[@]}" rand_max rand_bytes; do
+        for m in "${cols[@]}" rand_max rand_bytes read_cpu; do
                 vals=()
                 for k in $(seq 1 "${count[$s]}"); do [ -n "${res[$s,$m,$k]:-}" ] && vals+=("${res[$s,$m,$k]}"); done
                 [ ${#vals[@]} -gt 0 ] || continue
@@ -182,10 +184,21 @@ line="cold rand, slowest read (ms):"
 for s in "${systems[@]}"; do line+=" $s ${med[$s,rand_max]}"; done
 echo "$line"
 print_rand_bytes
+line="cold read, each run (s):"
+for s in "${systems[@]}"; do
+        line+=" $s"
+        for k in $(seq 1 "${count[$s]}"); do line+=$(printf ' %.2f' "${res[$s,cold_read,$k]}"); done
+        line+=";"
+done
+echo "${line%;}"
+line="daemon CPU during the cold read (s, median):"
+for s in "${systems[@]}"; do [ -n "${med[$s,read_cpu]:-}" ] && line+=$(printf ' %s %.2f' "$s" "${med[$s,read_cpu]}"); done
+[ "$line" = "daemon CPU during the cold read (s, median):" ] || echo "$line"
 if [[ " ${systems[*]} " == *" casfs "* && " ${systems[*]} " == *" casfs-noverify "* ]]; then
         echo "cost of verification (casfs / casfs-noverify): cold read $(ratio "${med[casfs,cold_read]}" "${med[casfs-noverify,cold_read]}")," \
                 "cold seq $(ratio "${med[casfs,cold_seq]}" "${med[casfs-noverify,cold_seq]}")," \
-                "cold rand $(ratio "${med[casfs,cold_rand]}" "${med[casfs-noverify,cold_rand]}")"
+                "cold rand $(ratio "${med[casfs,cold_rand]}" "${med[casfs-noverify,cold_rand]}");" \
+                "daemon CPU during the cold read $(ratio "${med[casfs,read_cpu]}" "${med[casfs-noverify,read_cpu]}")"
 fi
 if [ "$rss_walk" != - ]; then
         echo "casfs daemon RSS: ${rss_idle} KiB idle, ${rss_walk} KiB after the full walk ($inodes entries: $((rss_walk * 1024 / inodes)) bytes each), ${rss_drop} KiB after dropping caches"

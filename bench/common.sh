@@ -108,6 +108,8 @@ wait_mounted() {
 }
 
 # rchar: bytes the daemon has read so far (read-like system calls, all threads)
+# daemon_cpu: CPU seconds (user and system, all threads) the daemon used so far
+daemon_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15) / hz}' "/proc/$daemon/stat" 2>/dev/null || echo 0; }
 rchar() { awk '/^rchar:/ {print $2}' "/proc/$daemon/io" 2>/dev/null || echo 0; }
 
 # randread FILE SIZE: $ios random 4 KiB reads of FILE (of SIZE bytes) with fio,
