@@ -55,6 +55,8 @@
 _Static_assert((UINT64_C(1) << (POOL_MIN_SHIFT + POOL_CLASSES - 1)) == PARK_MAX, "the largest class holds PARK_MAX");
 /* Direct reads need buffer, offset and length aligned to the disk's block. */
 #define DIRECT_ALIGN 4096
+/* n bytes rounded up to whole blocks: the length of a direct read of them */
+#define DIRECT_LEN(n) (((size_t)(n) + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1))
 
 struct cas_engine {
         cas_store *store;
@@ -75,7 +77,6 @@ struct cas_engine {
         pthread_cond_t prefetch_cond;
         struct prefetch {
                 cas_digest digest;
-                uint64_t len;  /* to read ahead */
                 uint64_t size; /* of the blob */
                 uint64_t ino;  /* not 0: load and check the outboard of this large file instead */
         } prefetch_ring[PREFETCH_QUEUE];
@@ -915,7 +916,7 @@ static void parked_clear(cas_engine *e)
  * which tries again and reports it. */
 static bool park(cas_engine *e, const struct prefetch *p)
 {
-        size_t whole = ((size_t)p->size + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
+        size_t whole = DIRECT_LEN(p->size);
         cas_blob_reader *rd = NULL;
         uint8_t *bytes = NULL;
         int fd;
@@ -1045,7 +1046,7 @@ static int read_small(req *r, cas_inode *i, cas_blob_reader *rd, uint64_t off, s
  * stops there. */
 static ssize_t read_large(cas_engine *e, cas_blob_reader *rd, uint8_t *buf, size_t room, size_t n, uint64_t off)
 {
-        size_t whole = (n + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
+        size_t whole = DIRECT_LEN(n);
         int dfd;
 
         if (e->opts.direct_io && ((uintptr_t)buf | off) % DIRECT_ALIGN == 0 && whole <= room &&
@@ -1074,10 +1075,9 @@ static int read_checked(req *r, cas_inode *i, cas_blob_reader *rd, const uint8_t
         uint8_t *direct = start == off && end == off + size ? payload_start(r, &room) : NULL;
         if (room < size)
                 direct = NULL;
-        /* else a random read inside a group: the group goes through the thread's buffer */
-        uint8_t *buf = direct ? direct
-                              : thread_buffer(room = MAX((span + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1),
-                                                         (size_t)VERIFY_CHUNK));
+        uint8_t *buf = direct;
+        if (!buf) /* a read inside a group: the groups go through the thread's buffer */
+                buf = thread_buffer(room = MAX(DIRECT_LEN(span), (size_t)VERIFY_CHUNK));
 
         if (!buf)
                 return -ENOMEM;
@@ -1107,7 +1107,6 @@ static void prefetch_push(cas_engine *e, const cas_node *n, uint64_t ino)
         if (e->prefetch_n < PREFETCH_QUEUE) { /* when full, the disk is busy enough: drop it */
                 struct prefetch *p = &e->prefetch_ring[(e->prefetch_head + e->prefetch_n++) % PREFETCH_QUEUE];
                 p->digest = n->digest;
-                p->len = MIN(n->size, (uint64_t)PREFETCH_BYTES);
                 p->size = n->size;
                 p->ino = ino;
                 pthread_cond_signal(&e->prefetch_cond);
@@ -1200,7 +1199,7 @@ void cas_engine_prefetch_worker(cas_engine *e)
                 else if (cas_blobstore_open(e->store->blobs, &p.digest, &rd) >= 0) {
                         int fd = cas_blob_reader_fd(rd);
                         if (fd >= 0)
-                                (void)readahead(fd, 0, (size_t)p.len);
+                                (void)readahead(fd, 0, (size_t)MIN(p.size, (uint64_t)PREFETCH_BYTES));
                         cas_blob_reader_free(rd);
                 }
                 pthread_mutex_lock(&e->prefetch_lock);
