@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,28 +11,6 @@
 #include "macro.h"
 
 const char *arg_store = NULL;
-
-void log_error(const char *fmt, ...)
-{
-        va_list ap;
-
-        fputs("casfs: ", stderr);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-}
-
-void log_warning(const char *fmt, ...)
-{
-        va_list ap;
-
-        fputs("casfs: warning: ", stderr);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-}
 
 int cli_open_store(int flags, cas_store **ret)
 {

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "engine.h"
+#include "log.h"
 #include "store.h"
 
 #define EXIT_USAGE 2
@@ -17,9 +18,10 @@ extern const char *arg_store;
  * Prints a clear message on failure and returns -errno. */
 int cli_open_store(int flags, cas_store **ret);
 
-/* Messages on stderr, prefixed "casfs: " (and the command's name where given). */
-void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Messages through the log's sink (log.h): stderr, prefixed "casfs: ", unless
+ * a serving command chose syslog or a file. */
+#define log_error(...) cas_log(CAS_LOG_ERR, __VA_ARGS__)
+#define log_warning(...) cas_log(CAS_LOG_WARNING, __VA_ARGS__)
 
 /* Each command: argv[0] is the command's name; returns the exit status. */
 int cmd_import(int argc, char **argv);

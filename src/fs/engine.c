@@ -13,6 +13,7 @@
 #include "inodes.h"
 #include "macro.h"
 #include "outboard.h"
+#include "log.h"
 
 /* Contents never change, so the kernel may keep entries and attributes
  * forever; the mount top is invalidated explicitly when roots change. */
@@ -590,7 +591,7 @@ static uint8_t *thread_buffer(size_t n)
 static void blob_error(const cas_inode *i, const char *what)
 {
         char text[CAS_DIGEST_TEXT_MAX];
-        fprintf(stderr, "casfs: blob %s: %s\n", cas_digest_to_text(&i->digest, text), what);
+        cas_log(CAS_LOG_ERR, "blob %s: %s", cas_digest_to_text(&i->digest, text), what);
 }
 
 /* Hashes the whole blob once; a large blob's outboard is computed on the
@@ -710,7 +711,7 @@ static int32_t passthrough_id(cas_engine *e, cas_inode *i)
         id = e->transport.backing_open(e->transport.userdata, cas_blob_reader_fd(rd));
         if (id <= 0) {
                 if (id != -ENOMEM && id != -EMFILE && id != -ENFILE && !atomic_exchange(&e->passthrough_refused, true))
-                        fprintf(stderr, "casfs: the kernel refuses passthrough (%s); serving reads itself\n",
+                        cas_log(CAS_LOG_WARNING, "the kernel refuses passthrough (%s); serving reads itself",
                                 strerror(id < 0 ? -id : EIO));
                 return 0;
         }

@@ -18,6 +18,7 @@
 
 #include "fuse-dev.h"
 #include "macro.h"
+#include "log.h"
 
 struct cas_fuse {
         cas_engine *engine;
@@ -223,7 +224,7 @@ int cas_fuse_mount(cas_store *store, const cas_engine_options *eo, const cas_fus
                 _cleanup_free_ char *real = realpath(mountpoint, NULL);
                 r = real ? set_read_ahead(real, fo->read_ahead_kib) : -errno;
                 if (r < 0 && fo->read_ahead_explicit)
-                        fprintf(stderr, "casfs: %s: cannot set the read-ahead window (%s); keeping the kernel's\n",
+                        cas_log(CAS_LOG_WARNING, "%s: cannot set the read-ahead window (%s); keeping the kernel's",
                                 mountpoint, strerror(-r));
         }
         f->n_threads = fo->threads ? fo->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);

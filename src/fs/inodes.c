@@ -5,6 +5,7 @@
 
 #include "inodes.h"
 #include "macro.h"
+#include "log.h"
 
 /* Both maps are split into shards, each with its own lock, so that lookups
  * on different inodes do not serialize on one lock. */
@@ -378,7 +379,7 @@ int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, cas_dir_
                  * same way); of requests failing at once, one logs */
                 if (atomic_exchange(&i->verified, 2) != 2) {
                         char text[CAS_DIGEST_TEXT_MAX];
-                        fprintf(stderr, "casfs: directory %s is %s\n",
+                        cas_log(CAS_LOG_ERR, "directory %s is %s",
                                 cas_digest_to_text(&i->digest, text),
                                 r == -ENOENT ? "missing from the store" : "corrupt in the store");
                 }

@@ -19,6 +19,7 @@
 #include "macro.h"
 #include "vhost-user.h"
 #include "virtqueue.h"
+#include "log.h"
 
 /* Message types of the vhost-user protocol (front-end to back-end). */
 enum {
@@ -195,7 +196,7 @@ int cas_vhost_check_message(const void *buf, size_t len, unsigned n_fds)
 static void queue_log_broken(queue *q)
 {
         if (!atomic_exchange(&q->logged_broken, true))
-                fprintf(stderr, "casfs: virtqueue %u: the guest broke the ring's rules; queue stopped\n",
+                cas_log(CAS_LOG_ERR, "virtqueue %u: the guest broke the ring's rules; queue stopped",
                         q->index);
 }
 
@@ -278,7 +279,7 @@ static int queue_start(cas_vhost *dev, queue *q)
                 return 0;
         int r = cas_virtqueue_map(&q->vq, &dev->mem);
         if (r < 0) {
-                fprintf(stderr, "casfs: virtqueue %u: ring addresses outside guest memory\n", q->index);
+                cas_log(CAS_LOG_ERR, "virtqueue %u: ring addresses outside guest memory", q->index);
                 return r;
         }
         q->vq.event_idx = dev->features & (UINT64_C(1) << VIRTIO_RING_F_EVENT_IDX);
@@ -364,7 +365,7 @@ static int set_mem_table(cas_vhost *dev, const vu_msg *m, int *fds, unsigned n_f
                 if (p == MAP_FAILED) {
                         int e = -errno;
                         cas_guest_memory_unmap(&next);
-                        fprintf(stderr, "casfs: cannot map guest memory: %s\n", strerror(-e));
+                        cas_log(CAS_LOG_ERR, "cannot map guest memory: %s", strerror(-e));
                         return e;
                 }
                 next.regions[next.n++] = (cas_guest_region){.gpa = r->gpa, .size = r->size, .uva = r->uva,
@@ -392,7 +393,7 @@ static int handle(cas_vhost *dev, vu_msg *m, int *fds, unsigned n_fds)
         int r = 0;
 
         if (cas_vhost_check_message(m, len, n_fds) < 0) {
-                fprintf(stderr, "casfs: malformed vhost-user message (type %u, %u bytes, %u fds)\n",
+                cas_log(CAS_LOG_ERR, "malformed vhost-user message (type %u, %u bytes, %u fds)",
                         m->h.request, m->h.size, n_fds);
                 return -EBADMSG;
         }
@@ -493,7 +494,7 @@ static int handle(cas_vhost *dev, vu_msg *m, int *fds, unsigned n_fds)
                 break;
         default:
                 /* not offered, so not expected: say so, and go on */
-                fprintf(stderr, "casfs: ignoring vhost-user message type %u\n", m->h.request);
+                cas_log(CAS_LOG_WARNING, "ignoring vhost-user message type %u", m->h.request);
                 break;
         }
         if (r >= 0 && (m->h.flags & VU_FLAG_NEED_REPLY))
@@ -593,7 +594,7 @@ int cas_vhost_serve(cas_engine *engine, int fd, unsigned request_queues, unsigne
                         safe_close(fds[j]);
                 if (k < 0) {
                         if (k != -EBADMSG && k != -ECONNRESET)
-                                fprintf(stderr, "casfs: vhost-user connection: %s\n", strerror(-k));
+                                cas_log(CAS_LOG_ERR, "vhost-user connection: %s", strerror(-k));
                         r = k == -ECONNRESET ? 0 : k;
                         break;
                 }
