@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build=(meson ninja-build gcc pkg-config libfuse3-dev fuse3 libprotobuf-c-dev protobuf-c-compiler
-       liblmdb-dev librust-blake3-dev)
+       liblmdb-dev librust-blake3-dev libzstd-dev)
 test=(protobuf-compiler b3sum rsync python3 attr clang libclang-rt-14-dev valgrind)
 bench=(squashfs-tools squashfuse casync fio time)
 vm=(qemu-system-x86 busybox-static cpio)
