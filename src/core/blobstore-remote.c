@@ -508,7 +508,7 @@ static int remote_foreach(cas_blobstore *bs, cas_blob_cb cb, void *userdata)
         for (size_t i = 0; r >= 0 && cas_digest_map_next(&rb->known, &i, &d, &v);)
                 r = cas_digest_map_put(&copy, &d, v);
         pthread_mutex_unlock(&rb->lock);
-        if (r >= 0)
+        if (r >= 0) /* the last put may say "new" */
                 r = cb(&cas_digest_empty, 0, userdata);
         while (r == 0 && cas_digest_map_next(&copy, &it, &d, &v))
                 if (!cas_digest_eq(&d, &cas_digest_empty))

@@ -250,14 +250,15 @@ static int remote_foreach_dir(cas_metastore *ms, cas_digest_cb cb, void *userdat
         remote_metastore *rm = REMOTE(ms);
         cas_digest_map all = {0};
         cas_digest d;
+        uint64_t v;
         int r;
 
         r = list_tops(rm);
         pthread_mutex_lock(&rm->lock);
-        for (size_t it = 0; r >= 0 && cas_digest_map_next(&rm->tops, &it, &d, NULL);)
+        for (size_t it = 0; r >= 0 && cas_digest_map_next(&rm->tops, &it, &d, &v);)
                 r = cas_digest_map_put(&all, &d, 0);
         pthread_mutex_unlock(&rm->lock);
-        for (size_t it = 0; r >= 0 && cas_digest_map_next(&all, &it, &d, NULL);) {
+        for (size_t it = 0; r >= 0 && cas_digest_map_next(&all, &it, &d, &v);) {
                 int k = 0;
                 pthread_mutex_lock(&rm->lock);
                 bool loaded = cas_digest_map_get(&rm->dirs, &d, NULL);
@@ -268,10 +269,12 @@ static int remote_foreach_dir(cas_metastore *ms, cas_digest_cb cb, void *userdat
                         r = k;
         }
         pthread_mutex_lock(&rm->lock);
-        for (size_t it = 0; r >= 0 && cas_digest_map_next(&rm->dirs, &it, &d, NULL);)
+        for (size_t it = 0; r >= 0 && cas_digest_map_next(&rm->dirs, &it, &d, &v);)
                 r = cas_digest_map_put(&all, &d, 0);
         pthread_mutex_unlock(&rm->lock);
-        for (size_t it = 0; r == 0 && cas_digest_map_next(&all, &it, &d, NULL);)
+        if (r > 0)
+                r = 0; /* the last put was new */
+        for (size_t it = 0; r == 0 && cas_digest_map_next(&all, &it, &d, &v);)
                 r = cb(&d, userdata);
         cas_digest_map_done(&all);
         return r;
