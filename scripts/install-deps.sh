@@ -4,8 +4,8 @@
 set -euo pipefail
 
 build=(meson ninja-build gcc pkg-config libfuse3-dev fuse3 libprotobuf-c-dev protobuf-c-compiler
-       liblmdb-dev librust-blake3-dev)
-test=(protobuf-compiler b3sum rsync python3 attr clang libclang-rt-14-dev valgrind)
+       liblmdb-dev librust-blake3-dev libcurl4-openssl-dev libssl-dev)
+test=(protobuf-compiler b3sum rsync python3 attr clang libclang-rt-14-dev valgrind nginx-light openssl)
 bench=(squashfs-tools squashfuse casync fio time)
 vm=(qemu-system-x86 busybox-static cpio)
 
