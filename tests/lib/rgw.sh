@@ -15,6 +15,8 @@
 #       rgw_s3 PUT /bucket/key -T file           # put an object
 #       rgw_s3 GET /bucket/key -o out            # get it
 #       rgw_list bucket [PREFIX]                 # 'SIZE KEY' per object
+#       rgw_list_full bucket [PREFIX]            # 'KEY SIZE LAST-MODIFIED ETAG'
+#       rgw_bucket_bytes bucket [PREFIX]         # 'OBJECTS BYTES'
 #       rgw_user_create UID ACCESS SECRET        # another user
 #       rgw_stop                                 # also run on exit (see below)
 #
@@ -190,7 +192,11 @@ rgw_s3() {
 rgw_urlencode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 
 # rgw_list BUCKET [PREFIX]: 'SIZE KEY' per object (every page), sorted by key
-rgw_list() {
+rgw_list() { rgw_list_full "$@" | awk '{print $2, $1}'; }
+
+# rgw_list_full BUCKET [PREFIX]: 'KEY SIZE LAST-MODIFIED ETAG' per object,
+# sorted by key (keys with spaces are not supported here)
+rgw_list_full() {
         local bucket=$1 prefix=${2:-} marker= q out
         while :; do
                 # parameters sorted and none empty: curl signs the query as it is
@@ -206,12 +212,12 @@ ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
 last = ""
 for c in root.iter(ns + "Contents"):
     last = c.findtext(ns + "Key")
-    print(c.findtext(ns + "Size"), last)
+    print(last, c.findtext(ns + "Size"), c.findtext(ns + "LastModified"), c.findtext(ns + "ETag").strip(chr(34)))
 sys.stderr.write(last if root.findtext(ns + "IsTruncated") == "true" else "")
 ' <<<"$out" 2>"$RGW_DIR/list.next" || return 1
                 marker=$(cat "$RGW_DIR/list.next")
                 [ -n "$marker" ] || break
-        done | sort -k2
+        done | sort -k1,1
 }
 
 # rgw_bucket_bytes BUCKET [PREFIX]: 'OBJECTS BYTES' stored under the prefix
