@@ -55,6 +55,7 @@ struct cas_objstore {
         char *prefix;      /* the key prefix (no slashes at either end), may be "" */
         char *userpwd;     /* http(s): basic-auth "user:password", or NULL */
         char *bucket;      /* s3 */
+        bool path_style;   /* s3: the bucket in the path, not in the host name */
         char *region;
         char *access_key, *secret_key, *session_token;
         objstore_curl *curl;

@@ -265,6 +265,7 @@ static int parse_s3(cas_objstore *os, const char *address, const cas_objstore_op
                 if (os->userpwd)
                         return -EINVAL;
                 /* path-style, what Ceph RGW and MinIO expect */
+                os->path_style = true;
                 if (asprintf(&os->path_prefix, "/%s%s%s", os->bucket, os->prefix[0] ? "/" : "",
                              os->prefix) < 0)
                         return -ENOMEM;
@@ -273,6 +274,7 @@ static int parse_s3(cas_objstore *os, const char *address, const cas_objstore_op
                 /* virtual-host style, except for dotted names that the
                  * wildcard certificate does not cover */
                 bool vhost = !strchr(os->bucket, '.');
+                os->path_style = !vhost;
                 if (asprintf(&host, "%s%ss3.%s.amazonaws.com", vhost ? os->bucket : "",
                              vhost ? "." : "", os->region) < 0)
                         return -ENOMEM;
