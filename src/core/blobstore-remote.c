@@ -126,7 +126,8 @@ static int has_object(remote_blobstore *rb, const cas_digest *d, uint64_t bit)
         if (r >= 0)
                 return 0;
         cas_layout_key(bit == KNOWN_CHUNK ? CAS_LAYOUT_CHUNKS : CAS_LAYOUT_BLOBS, d, key);
-        r = cas_objstore_head(rb->os, key, NULL);
+        uint64_t size;
+        r = cas_objstore_head(rb->os, key, &size);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)

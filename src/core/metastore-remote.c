@@ -30,6 +30,7 @@ typedef struct remote_metastore {
         dir_rec *recs;
         size_t n_recs, alloc_recs;
         cas_digest_map tops; /* dirs/ objects known to be there */
+        int tops_listed;     /* 1: tops holds the listing of dirs/; -errno: it failed */
 } remote_metastore;
 
 #define REMOTE(ms) ((remote_metastore *)(ms))
@@ -143,26 +144,6 @@ static int remote_get_dir(cas_metastore *ms, const cas_digest *d, void **ret, si
         return recall(rm, d, ret, ret_len);
 }
 
-static int remote_has_dir(cas_metastore *ms, const cas_digest *d)
-{
-        remote_metastore *rm = REMOTE(ms);
-        char key[CAS_LAYOUT_KEY_MAX];
-        int r;
-
-        /* only a top has its own object: a directory known from inside
-         * another's closure is not one a root could point at */
-        pthread_mutex_lock(&rm->lock);
-        bool found = cas_digest_map_get(&rm->tops, d, NULL);
-        pthread_mutex_unlock(&rm->lock);
-        if (found)
-                return 1;
-        cas_layout_key(CAS_LAYOUT_DIRS, d, key);
-        r = cas_objstore_head(rm->os, key, NULL);
-        if (r == -ENOENT)
-                return 0;
-        return r < 0 ? transfer_failed(rm, r, key) : 1;
-}
-
 static int lookup_cb(const cas_digest *d, const void **ret, size_t *ret_len, void *userdata)
 {
         remote_metastore *rm = userdata;
@@ -239,7 +220,35 @@ static int list_tops(remote_metastore *rm)
         int r = cas_objstore_list(rm->os, CAS_LAYOUT_DIRS, top_list_cb, rm);
         if (r == -ENOENT)
                 return 0;
+        if (r == -EOPNOTSUPP)
+                return r; /* http: the caller asks per object */
         return r < 0 ? transfer_failed(rm, r, CAS_LAYOUT_DIRS) : 0;
+}
+
+static int remote_has_dir(cas_metastore *ms, const cas_digest *d)
+{
+        remote_metastore *rm = REMOTE(ms);
+        char key[CAS_LAYOUT_KEY_MAX];
+        uint64_t size;
+        int r;
+
+        /* dirs/ is listed once, rather than asked about each tree */
+        if (rm->tops_listed == 0)
+                rm->tops_listed = list_tops(rm) < 0 ? -1 : 1;
+        /* only a top has its own object: a directory known from inside
+         * another's closure is not one a root could point at */
+        pthread_mutex_lock(&rm->lock);
+        bool found = cas_digest_map_get(&rm->tops, d, NULL);
+        pthread_mutex_unlock(&rm->lock);
+        if (found)
+                return 1;
+        if (rm->tops_listed > 0)
+                return 0;
+        cas_layout_key(CAS_LAYOUT_DIRS, d, key);
+        r = cas_objstore_head(rm->os, key, &size);
+        if (r == -ENOENT)
+                return 0;
+        return r < 0 ? transfer_failed(rm, r, key) : 1;
 }
 
 /* Every directory of every closure: each top's object is fetched and
