@@ -68,7 +68,8 @@ static int remember(remote_metastore *rm, const cas_digest *d, const void *buf, 
         copy = malloc(len ?: 1);
         if (!copy)
                 return -ENOMEM;
-        memcpy(copy, buf, len);
+        if (len) /* the empty directory's bytes are none (and may be NULL) */
+                memcpy(copy, buf, len);
         int r = cas_digest_map_put(&rm->dirs, d, rm->n_recs);
         if (r < 0) {
                 free(copy);
@@ -366,7 +367,8 @@ static int each_listed_root(remote_metastore *rm, raw_root_each each, void *user
                 name_list_done(&l);
                 return r;
         }
-        qsort(l.names, l.n, sizeof(char *), name_cmp);
+        if (l.n)
+                qsort(l.names, l.n, sizeof(char *), name_cmp);
         for (size_t i = 0; r == 0 && i < l.n; i++) {
                 _cleanup_free_ void *buf = NULL;
                 size_t len;
