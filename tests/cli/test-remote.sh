@@ -77,6 +77,7 @@ check "rm on file://" "$CASFS" --store "$IMP" rm t
 check_eq "no roots left" "$("$CASFS" --store "$IMP" roots)" ""
 check "the roots index follows rm" [ ! -s "$TMP/imported/roots.index" ]
 check_fails "rm of a missing root on file://" "$CASFS" --store "$IMP" rm t
+check_fails "gc is refused on a remote store" "$CASFS" --store "$IMP" gc
 
 # errors: one line naming the object and the store
 check_fails "copy of a missing root" "$CASFS" copy "$LOCAL" "$REMOTE" nope
