@@ -123,7 +123,7 @@ int cmd_copy(int argc, char **argv)
         const char *src_addr = argv[optind], *dst_addr = argv[optind + 1];
         if (cli_open_address(src_addr, 0, &src) < 0)
                 return 1;
-        if (cli_open_address(dst_addr, CAS_STORE_CREATE, &dst) < 0)
+        if (cli_open_address(dst_addr, CAS_STORE_CREATE, &dst) < 0 || cli_require_writable("copy", dst) < 0)
                 return 1;
         if (optind + 2 == argc) {
                 r = cas_metastore_foreach_root(src->meta, add_root, &roots);

@@ -164,7 +164,7 @@ int cmd_import(int argc, char **argv)
 
         _cleanup_(cas_store_freep) cas_store *s = NULL;
         r = cli_open_store(CAS_STORE_CREATE, &s);
-        if (r < 0)
+        if (r < 0 || cli_require_writable("import", s) < 0)
                 return 1;
         /* into an object store, a worker mostly waits for its uploads: many
          * more workers than CPUs keep the connection busy */

@@ -34,7 +34,7 @@ int cmd_rm(int argc, char **argv)
                 log_error("rm: takes NAME...");
                 return EXIT_USAGE;
         }
-        if (cli_open_store(0, &s) < 0)
+        if (cli_open_store(0, &s) < 0 || cli_require_writable("rm", s) < 0)
                 return 1;
         for (int i = optind; i < argc; i++) {
                 _cleanup_free_ cas_node *n = NULL;

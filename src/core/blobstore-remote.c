@@ -104,7 +104,8 @@ static int ensure_listed(remote_blobstore *rb)
         }
         if (r < 0 && r != -ENOENT) {
                 rb->listed = r;
-                return transfer_failed(rb, r, "listing");
+                /* no listing (http): asked per object instead */
+                return r == -EOPNOTSUPP ? r : transfer_failed(rb, r, "listing");
         }
         rb->listed = 1;
         return 0;
