@@ -226,10 +226,15 @@ static void chunk_done(int r, const char *key, void *z, size_t zlen, void *userd
         _cleanup_free_ void *buf = NULL;
         size_t len;
 
-        if (r >= 0 && a->r >= 0)
+        /* after a failure the blob is lost anyway: one line says why */
+        if (a->r < 0) {
+                free(z);
+                return;
+        }
+        if (r >= 0)
                 r = decode_chunk(a->rb, key, z, zlen, &a->chunks[j->i].digest, a->chunks[j->i].size,
                                  &buf, &len);
-        else if (r < 0)
+        else
                 r = r == -ENOENT ? cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: chunk %s is missing",
                                                  where(a->rb), key)
                                  : transfer_failed(a->rb, r, key);
