@@ -48,8 +48,8 @@ static int transfer_failed(remote_blobstore *rb, int r, const char *key)
         if (r == -ENOENT || r == -ENOMEM)
                 return r;
         if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than its content allows",
-                                     where(rb), key);
+                return cas_log_errno(CAS_LOG_ERR, -EBADMSG,
+                                     "%s: %s: larger than its content allows", where(rb), key);
         const char *e = cas_objstore_last_error();
         return cas_log_errno(CAS_LOG_ERR, r, "%s", e && *e ? e : strerror(-r));
 }
@@ -155,7 +155,8 @@ static int decode_chunk(remote_blobstore *rb, const char *key, const void *z, si
         cas_layout_error e;
         int r = cas_layout_chunk_decode(z, zlen, d, size, ret, ret_len, &e);
         if (r == -EBADMSG)
-                return cas_log_errno(CAS_LOG_ERR, r, "%s: chunk %s is corrupt: %s", where(rb), key, e.reason);
+                return cas_log_errno(CAS_LOG_ERR, r, "%s: chunk %s is corrupt: %s", where(rb), key,
+                                     e.reason);
         return r;
 }
 
@@ -189,7 +190,8 @@ static int reader_from_bytes(const void *buf, size_t len, cas_blob_reader **ret)
 }
 
 /* A blob that is one chunk. -ENOENT when there is no such chunk. */
-static int open_chunk(remote_blobstore *rb, const cas_digest *d, uint64_t size, cas_blob_reader **ret)
+static int open_chunk(remote_blobstore *rb, const cas_digest *d, uint64_t size,
+                      cas_blob_reader **ret)
 {
         char key[CAS_LAYOUT_KEY_MAX];
         _cleanup_free_ void *z = NULL, *buf = NULL;
@@ -248,7 +250,8 @@ static void chunk_done(int r, const char *key, void *z, size_t zlen, void *userd
 /* A blob of several chunks: its index, then the chunks in parallel into a
  * memory file, then the whole blob against its digest. -ENOENT when there is
  * no index. */
-static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size, cas_blob_reader **ret)
+static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size,
+                      cas_blob_reader **ret)
 {
         char key[CAS_LAYOUT_KEY_MAX], ckey[CAS_LAYOUT_KEY_MAX];
         _cleanup_free_ void *buf = NULL;
@@ -267,11 +270,12 @@ static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size, 
                 return transfer_failed(rb, r, key);
         r = cas_layout_blob_index_decode(buf, len, size, &chunks, &n, &total, &e);
         if (r < 0)
-                return cas_log_errno(CAS_LOG_ERR, r, "%s: blob index %s is corrupt: %s", where(rb), key,
-                                     e.reason);
+                return cas_log_errno(CAS_LOG_ERR, r, "%s: blob index %s is corrupt: %s", where(rb),
+                                     key, e.reason);
         if (total > SIZE_MAX / 2)
-                return cas_log_errno(CAS_LOG_ERR, -EFBIG, "%s: blob %s of %" PRIu64 " bytes is too large",
-                                     where(rb), key, total);
+                return cas_log_errno(CAS_LOG_ERR, -EFBIG,
+                                     "%s: blob %s of %" PRIu64 " bytes is too large", where(rb),
+                                     key, total);
         offsets = calloc(n, sizeof(*offsets));
         jobs = calloc(n, sizeof(*jobs));
         if (!offsets || !jobs)
@@ -290,7 +294,8 @@ static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size, 
         for (size_t i = 0; r >= 0 && a.r >= 0 && i < n; i++) {
                 jobs[i] = (chunk_job){&a, i};
                 cas_layout_key(CAS_LAYOUT_CHUNKS, &chunks[i].digest, ckey);
-                r = cas_objstore_batch_get(b, ckey, stored_max(chunks[i].size), chunk_done, &jobs[i]);
+                r = cas_objstore_batch_get(b, ckey, stored_max(chunks[i].size), chunk_done,
+                                           &jobs[i]);
         }
         if (b) {
                 int k = cas_objstore_batch_wait(b);
@@ -305,9 +310,10 @@ static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size, 
                 cas_digest got;
                 cas_digest_of(a.map, (size_t)total, &got);
                 if (!cas_digest_eq(&got, d))
-                        r = cas_log_errno(CAS_LOG_ERR, -EBADMSG,
-                                          "%s: blob index %s is corrupt: its chunks do not make up the blob",
-                                          where(rb), key);
+                        r = cas_log_errno(
+                            CAS_LOG_ERR, -EBADMSG,
+                            "%s: blob index %s is corrupt: its chunks do not make up the blob",
+                            where(rb), key);
         }
         munmap(a.map, (size_t)total);
         if (r < 0)
@@ -554,19 +560,19 @@ static void remote_free(cas_blobstore *bs)
 }
 
 static const blobstore_ops remote_ops = {
-        .stat = remote_stat,
-        .has = remote_has,
-        .open = remote_open,
-        .open_sized = remote_open_sized,
-        .put_buffer = remote_put_buffer,
-        .put_file = remote_put_file,
-        .sync = remote_sync,
-        .foreach = remote_foreach,
-        .remove = remote_remove,
-        .put_outboard = remote_put_outboard,
-        .get_outboard = remote_get_outboard,
-        .has_outboard = remote_has_outboard,
-        .free = remote_free,
+    .stat = remote_stat,
+    .has = remote_has,
+    .open = remote_open,
+    .open_sized = remote_open_sized,
+    .put_buffer = remote_put_buffer,
+    .put_file = remote_put_file,
+    .sync = remote_sync,
+    .foreach = remote_foreach,
+    .remove = remote_remove,
+    .put_outboard = remote_put_outboard,
+    .get_outboard = remote_get_outboard,
+    .has_outboard = remote_has_outboard,
+    .free = remote_free,
 };
 
 int cas_blobstore_open_remote(cas_objstore *os, cas_blobstore **ret)

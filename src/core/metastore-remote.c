@@ -45,7 +45,8 @@ static int transfer_failed(remote_metastore *rm, int r, const char *key)
         if (r == -ENOENT || r == -ENOMEM)
                 return r;
         if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than allowed", where(rm), key);
+                return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than allowed",
+                                     where(rm), key);
         const char *e = cas_objstore_last_error();
         return cas_log_errno(CAS_LOG_ERR, r, "%s", e && *e ? e : strerror(-r));
 }
@@ -125,8 +126,8 @@ static int fetch_closure(remote_metastore *rm, const cas_digest *top)
                 r = cas_digest_map_put(&rm->tops, top, 1);
         pthread_mutex_unlock(&rm->lock);
         if (r == -EBADMSG)
-                return cas_log_errno(CAS_LOG_ERR, r, "%s: directory closure %s is corrupt: %s", where(rm),
-                                     key, e.reason);
+                return cas_log_errno(CAS_LOG_ERR, r, "%s: directory closure %s is corrupt: %s",
+                                     where(rm), key, e.reason);
         return r < 0 ? r : 0;
 }
 
@@ -323,7 +324,8 @@ static int name_list_cb(const char *key, uint64_t size, void *userdata)
         name_list *l = userdata;
         const char *name = key + strlen(CAS_LAYOUT_ROOTS);
 
-        if (strncmp(key, CAS_LAYOUT_ROOTS, strlen(CAS_LAYOUT_ROOTS)) != 0 || !*name || strchr(name, '/'))
+        if (strncmp(key, CAS_LAYOUT_ROOTS, strlen(CAS_LAYOUT_ROOTS)) != 0 || !*name ||
+            strchr(name, '/'))
                 return 0;
         if (l->n == l->alloc) {
                 size_t na = l->alloc ? l->alloc * 2 : 32;
@@ -425,7 +427,8 @@ static int remote_foreach_root(cas_metastore *ms, raw_root_cb cb, void *userdata
         if (r != -EOPNOTSUPP)
                 return r < 0 ? transfer_failed(rm, r, CAS_LAYOUT_ROOTS) : r;
         /* no listing (http): the index the writers keep */
-        r = cas_objstore_get(rm->os, CAS_LAYOUT_ROOTS_INDEX, CAS_LAYOUT_ROOTS_INDEX_MAX, &buf, &len);
+        r = cas_objstore_get(rm->os, CAS_LAYOUT_ROOTS_INDEX, CAS_LAYOUT_ROOTS_INDEX_MAX, &buf,
+                             &len);
         if (r == -ENOENT)
                 return 0; /* no root was ever written */
         if (r < 0)
@@ -433,7 +436,8 @@ static int remote_foreach_root(cas_metastore *ms, raw_root_cb cb, void *userdata
         index_ctx c = {cb, userdata};
         r = cas_layout_roots_index_decode(buf, len, index_entry_cb, &c);
         if (r == -EBADMSG)
-                return cas_log_errno(CAS_LOG_ERR, r, "%s: %s is corrupt", where(rm), CAS_LAYOUT_ROOTS_INDEX);
+                return cas_log_errno(CAS_LOG_ERR, r, "%s: %s is corrupt", where(rm),
+                                     CAS_LAYOUT_ROOTS_INDEX);
         return r;
 }
 
@@ -551,19 +555,19 @@ static void remote_free(cas_metastore *ms)
 }
 
 static const metastore_ops remote_ops = {
-        .get_dir = remote_get_dir,
-        .has_dir = remote_has_dir,
-        .put_dirs = remote_put_dirs,
-        .foreach_dir = remote_foreach_dir,
-        .remove_dirs = remote_remove_dirs,
-        .put_roots = remote_put_roots,
-        .get_root = remote_get_root,
-        .foreach_root = remote_foreach_root,
-        .generation = remote_generation,
-        .statcache_get = remote_statcache_get,
-        .statcache_put = remote_statcache_put,
-        .statcache_prune = remote_statcache_prune,
-        .free = remote_free,
+    .get_dir = remote_get_dir,
+    .has_dir = remote_has_dir,
+    .put_dirs = remote_put_dirs,
+    .foreach_dir = remote_foreach_dir,
+    .remove_dirs = remote_remove_dirs,
+    .put_roots = remote_put_roots,
+    .get_root = remote_get_root,
+    .foreach_root = remote_foreach_root,
+    .generation = remote_generation,
+    .statcache_get = remote_statcache_get,
+    .statcache_put = remote_statcache_put,
+    .statcache_prune = remote_statcache_prune,
+    .free = remote_free,
 };
 
 int cas_metastore_open_remote(cas_objstore *os, cas_metastore **ret)
