@@ -503,6 +503,12 @@ static int remote_put_roots(cas_metastore *ms, const char *const *names, uint8_t
 
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 _cleanup_free_ char *key = NULL;
+                for (const char *p = names[i]; *p; p++)
+                        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                                return cas_log_errno(
+                                    CAS_LOG_ERR, -EINVAL,
+                                    "%s: a root name with control characters cannot be a key there",
+                                    where(rm));
                 r = cas_layout_root_key(names[i], &key);
                 if (r < 0)
                         break;

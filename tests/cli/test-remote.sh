@@ -111,4 +111,7 @@ printf 'garbage' >"$dirs"
 "$CASFS" --store "$REMOTE" ls t >/dev/null 2>"$TMP/err7"
 check "ls through a corrupt closure fails" [ $? -eq 1 ]
 check "the error names the closure and the store" grep -q "$REMOTE: directory closure dirs/b3/" "$TMP/err7" || cat "$TMP/err7" >&2
+"$CASFS" --store "$REMOTE" fsck >"$TMP/fsck2" 2>/dev/null
+check "fsck on file:// fails on a corrupt closure" [ $? -eq 1 ]
+check "fsck reports the directory" grep -q "^corrupt directory blake3-.* (root t)" "$TMP/fsck2"
 finish
