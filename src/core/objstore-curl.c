@@ -365,9 +365,10 @@ static int xfer_setup(xfer *x, CURL *h, CURLSH *share)
                 url = NULL;
                 return -ENOMEM;
         }
-        /* the Host header is set, not left to curl, as it is signed */
-        if ((r = add_header(x, "Host: %s", os->host_header)) < 0 ||
-            (r = add_header(x, "Expect:")) < 0)
+        /* S3: the Host header is set, not left to curl, as it is signed */
+        if (os->kind == OBJSTORE_S3 && (r = add_header(x, "Host: %s", os->host_header)) < 0)
+                return r;
+        if ((r = add_header(x, "Expect:")) < 0)
                 return r;
         if (x->range && (r = add_header(x, "Range: bytes=%" PRIu64 "-%" PRIu64, x->range_off,
                                         x->range_off + x->range_n - 1)) < 0)

@@ -349,7 +349,11 @@ int cas_objstore_open(const char *address, const cas_objstore_options *o, cas_ob
 
         if (has_prefix(address, "file://")) {
                 os->kind = OBJSTORE_FILE;
-                return objstore_file_open(os, address + 7) ?: (*ret = TAKE_PTR(os), 0);
+                r = objstore_file_open(os, address + 7);
+                if (r < 0)
+                        return r;
+                *ret = TAKE_PTR(os);
+                return 0;
         }
         if (has_prefix(address, "s3://"))
                 r = parse_s3(os, address, o);
