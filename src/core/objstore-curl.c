@@ -360,8 +360,8 @@ static int xfer_setup(xfer *x, CURL *h, CURLSH *share)
         r = xfer_path(x, &path);
         if (r < 0)
                 return r;
-        if (asprintf(&url, "%s%s%s%s", os->base_url, path, x->query ? "?" : "",
-                     x->query ?: "") < 0) {
+        if (objstore_asprintf(&url, "%s%s%s%s", os->base_url, path, x->query ? "?" : "",
+                              x->query ?: "") < 0) {
                 url = NULL;
                 return -ENOMEM;
         }
@@ -862,7 +862,7 @@ static int s3_list_pages(cas_objstore *os, const char *op, const char *prefix, u
         int r;
 
         l.strip = os->prefix[0] ? strlen(os->prefix) + 1 : 0;
-        if (asprintf(&full, "%s%s%s", os->prefix, os->prefix[0] ? "/" : "", prefix) < 0)
+        if (objstore_asprintf(&full, "%s%s%s", os->prefix, os->prefix[0] ? "/" : "", prefix) < 0)
                 return -ENOMEM;
         for (;;) {
                 _cleanup_(xfer_donep) xfer *xp = NULL;
@@ -941,11 +941,12 @@ static int curl_create(cas_objstore *os)
         if (r < 0)
                 return r;
         if (strcmp(os->region, "us-east-1") != 0) {
-                if (asprintf(&body,
-                             "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/"
-                             "2006-03-01/\"><LocationConstraint>%s</LocationConstraint>"
-                             "</CreateBucketConfiguration>",
-                             os->region) < 0) {
+                if (objstore_asprintf(
+                        &body,
+                        "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/"
+                        "2006-03-01/\"><LocationConstraint>%s</LocationConstraint>"
+                        "</CreateBucketConfiguration>",
+                        os->region) < 0) {
                         body = NULL;
                         xfer_done(&x);
                         return -ENOMEM;

@@ -9,6 +9,10 @@
 #include "macro.h"
 #include "objstore.h"
 
+/* asprintf() that leaves NULL behind on failure (glibc leaves the pointer
+ * undefined, and cleanup handlers would free it). */
+int objstore_asprintf(char **ret, const char *fmt, ...) _printf_(2, 3);
+
 /* Keys and prefixes are bounded: S3 allows 1024 bytes per key. */
 #define OBJSTORE_KEY_MAX 1024u
 
