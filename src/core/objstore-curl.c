@@ -85,6 +85,7 @@ typedef struct xfer {
         void *userdata;
         uint64_t due_usec;
         int result;    /* once finished */
+        char *error;   /* its error line, once finished with an error */
         uint64_t size; /* a head's answer */
         struct xfer *next;
 } xfer;
@@ -1094,6 +1095,10 @@ static void finish(objstore_multi *m, xfer *x, int r)
         char *key = TAKE_PTR(x->key);
         cas_objstore_done_cb cb = x->cb;
         void *userdata = x->userdata;
+        /* other transfers ended since: the line of this one, for the callback */
+        if (r < 0 && x->error)
+                objstore_set_last_error(x->error);
+        free(x->error);
         xfer_done(x);
         free(x);
         cb(r, key, r < 0 ? NULL : buf, r < 0 ? 0 : len, userdata);
@@ -1187,6 +1192,8 @@ static int drive(objstore_multi *m)
                 /* finished: callbacks run once the message queue is drained,
                  * as they may queue more */
                 x->result = r;
+                if (r < 0)
+                        x->error = strdup(cas_objstore_last_error());
                 x->next = done;
                 done = x;
         }

@@ -70,6 +70,9 @@ struct cas_objstore {
 int objstore_error(const cas_objstore *os, int error, const char *op, const char *key,
                    const char *fmt, ...) _printf_(5, 6);
 
+/* Sets the calling thread's error line to one saved before. */
+void objstore_set_last_error(const char *line);
+
 /* Whether a key (or, with allow_empty, a prefix) is acceptable: at most
  * OBJSTORE_KEY_MAX bytes, printable, no empty, "." or ".." component. */
 bool objstore_key_valid(const char *key, bool allow_empty);

@@ -15,6 +15,11 @@ const char *cas_objstore_last_error(void)
         return last_error;
 }
 
+void objstore_set_last_error(const char *line)
+{
+        snprintf(last_error, sizeof(last_error), "%s", line);
+}
+
 int objstore_error(const cas_objstore *os, int error, const char *op, const char *key,
                    const char *fmt, ...)
 {
