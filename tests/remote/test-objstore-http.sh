@@ -97,12 +97,13 @@ wait_for nginx "$TOOL" "$H" check
 wait_for "hostile server" test -s "$TMP/hostile.port"
 X=http://127.0.0.1:$(cat "$TMP/hostile.port")
 
-# expect_error ERRNAME DESCRIPTION TOOL-ARGS...: fails with that errno
+# expect_error ERRNAME DESCRIPTION TOOL-ARGS...: fails with that errno (the
+# last one a batch names)
 expect_error() {
         local want=$1 what=$2 out
         shift 2
         out=$("$TOOL" "$@" 2>&1 >/dev/null)
-        check_eq "$what" "$(sed -n 's/^objstore-tool: \([A-Z0-9]*\): .*/\1/p' <<<"$out" | tail -n 1)" "$want"
+        check_eq "$what" "$(sed -n 's/^objstore-tool: \([^ ]*: \)\{0,1\}\(E[A-Z0-9]*\): .*/\2/p' <<<"$out" | tail -n 1)" "$want"
         printf '%s\n' "$out" >"$TMP/last-error"
 }
 

@@ -13,12 +13,13 @@ done
 rgw_start "$TMP/rgw" || exit 1
 unset AWS_SESSION_TOKEN
 
-# expect_error ERRNAME DESCRIPTION TOOL-ARGS...: fails with that errno
+# expect_error ERRNAME DESCRIPTION TOOL-ARGS...: fails with that errno (the
+# last one a batch names)
 expect_error() {
         local want=$1 what=$2 out
         shift 2
         out=$("$TOOL" "$@" 2>&1 >/dev/null)
-        check_eq "$what" "$(sed -n 's/^objstore-tool: \([A-Z0-9]*\): .*/\1/p' <<<"$out" | tail -n 1)" "$want"
+        check_eq "$what" "$(sed -n 's/^objstore-tool: \([^ ]*: \)\{0,1\}\(E[A-Z0-9]*\): .*/\2/p' <<<"$out" | tail -n 1)" "$want"
         printf '%s\n' "$out" >"$TMP/last-error"
 }
 
