@@ -145,8 +145,8 @@ static void test_list_xml(void)
                 "<Error><Code>NoSuchBucket</Code></Error>",
                 "<ListBucketResult><Contents><Key>a</Key></Contents></ListBucketResult>",
                 "<ListBucketResult><Contents><Key>a</Key><Size>1x</Size></Contents>",
-                "<ListBucketResult><Contents><Key>a</Key><Size>99999999999999999999</Size>"
-                "</Contents>",
+                ("<ListBucketResult><Contents><Key>a</Key><Size>99999999999999999999</Size>"
+                 "</Contents>"),
                 "<ListBucketResult><Contents><Key>a&bogus;</Key><Size>1</Size></Contents>",
                 "<ListBucketResult><Contents><Key>a&#0;</Key><Size>1</Size></Contents>",
                 "<ListBucketResult><Contents><Key>a&amp</Key><Size>1</Size></Contents>",
