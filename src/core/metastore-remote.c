@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "digestmap.h"
 #include "layout.h"
@@ -30,7 +31,7 @@ typedef struct remote_metastore {
         dir_rec *recs;
         size_t n_recs, alloc_recs;
         cas_digest_map tops; /* dirs/ objects known to be there */
-        int tops_listed;     /* 1: tops holds the listing of dirs/; -errno: it failed */
+        _Atomic int tops_listed; /* 1: tops holds the listing of dirs/; -1: it failed */
 } remote_metastore;
 
 #define REMOTE(ms) ((remote_metastore *)(ms))
@@ -158,6 +159,8 @@ static int lookup_cb(const cas_digest *d, const void **ret, size_t *ret_len, voi
         return 0;
 }
 
+static int remote_has_dir(cas_metastore *ms, const cas_digest *d);
+
 /* The metastore above checked the closure (leaves first, sizes, one root);
  * here it becomes one object, named by its root, holding everything below. */
 static int remote_put_dirs(cas_metastore *ms, const cas_digest *ds, uint8_t *const *bufs,
@@ -187,10 +190,17 @@ static int remote_put_dirs(cas_metastore *ms, const cas_digest *ds, uint8_t *con
                         top = &ds[i];
         if (r >= 0 && !top)
                 r = -EBADMSG;
-        if (r >= 0)
-                r = cas_layout_dirs_encode(top, lookup_cb, rm, &z, &zlen);
         pthread_mutex_unlock(&rm->lock);
         cas_digest_map_done(&referenced);
+        if (r < 0)
+                return r;
+        /* stored before (its object holds the same closure): not again */
+        r = remote_has_dir(ms, top);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        pthread_mutex_lock(&rm->lock);
+        r = cas_layout_dirs_encode(top, lookup_cb, rm, &z, &zlen);
+        pthread_mutex_unlock(&rm->lock);
         if (r < 0)
                 return r;
         cas_layout_key(CAS_LAYOUT_DIRS, top, key);
