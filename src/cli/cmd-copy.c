@@ -157,9 +157,16 @@ int cmd_copy(int argc, char **argv)
                                 goto finish;
                 }
 
-        r = cas_store_lock(dst, false);
+        /* as an import holds them: gc waits, in SRC (whose objects are read)
+         * and in DST (whose new objects no root reaches until the end) */
+        r = cas_store_lock(src, false);
+        if (r >= 0) {
+                r = cas_store_lock(dst, false);
+                if (r < 0)
+                        cas_store_unlock(src);
+        }
         if (r < 0) {
-                log_error("copy: cannot lock %s: %s", dst->path, strerror(-r));
+                log_error("copy: cannot lock the stores: %s", strerror(-r));
                 goto finish;
         }
         copy_progress_state ps = {
@@ -197,6 +204,7 @@ int cmd_copy(int argc, char **argv)
                 pthread_join(pt, NULL);
         }
         cas_store_unlock(dst);
+        cas_store_unlock(src);
         if (verbose)
                 fprintf(stderr,
                         "copy: sent %" PRIu64 " blobs (%" PRIu64 " bytes), %" PRIu64
