@@ -429,9 +429,8 @@ static int remote_put_buffer(cas_blobstore *bs, const cas_digest *d, const void 
                 *ret_existed = 1;
                 return 0;
         }
-        r = has_object(rb, d, n <= CAS_CHUNK_MIN ? KNOWN_CHUNK : KNOWN_INDEX);
-        if (r == 0 && n > CAS_CHUNK_MIN && cas_chunker_next(buf, n) == n)
-                r = has_object(rb, d, KNOWN_CHUNK);
+        /* there as a chunk or an index, whoever cut it */
+        r = remote_has(bs, d);
         if (r != 0) {
                 *ret_existed = r > 0;
                 return r < 0 ? r : 0;
