@@ -173,6 +173,7 @@ check "over a few TLS connections" test "$(connections_since "$n")" -le 16
 n=$(log_lines)
 check_eq "batch of 300 gets" "$("$TOOL" "$H" batch-get batch 300)" "300 done, 0 bad"
 check "a batch over at most jobs connections" test "$(connections_since "$n")" -le 32
+check_eq "batch of 300 heads" "$("$TOOL" "$H" batch-head batch 300)" "300 done, 0 bad"
 n=$(log_lines)
 check_eq "batch over HTTPS, 4 jobs" "$("$TOOL" --jobs 4 --ca-bundle "$pki/ca.pem" "$S" batch-get batch 300)" "300 done, 0 bad"
 check "4 jobs, 4 connections" test "$(connections_since "$n")" -le 4
