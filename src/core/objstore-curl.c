@@ -1130,8 +1130,14 @@ static int drive(objstore_multi *m)
                         *pp = x->next;
                         m->waiting--;
                         r = start(m, x);
-                        if (r < 0)
-                                finish(m, x, r);
+                        if (r < 0) {
+                                /* its callback runs below, not while this
+                                 * list is walked */
+                                x->result = r;
+                                x->error = NULL;
+                                x->next = done;
+                                done = x;
+                        }
                 } else {
                         next_due = MIN(next_due, x->due_usec);
                         pp = &x->next;
