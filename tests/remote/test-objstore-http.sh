@@ -31,6 +31,8 @@ mkdir -p "$www/cas/chunks/b3/ab12" "$www/cas/batch" "$www/cas/roots"
 printf 'hello, world' > "$www/cas/chunks/b3/ab12/small"
 head -c 3000000 /dev/urandom > "$www/cas/chunks/b3/ab12/big"
 printf 'root v1' > "$www/cas/roots/main"
+mkdir -p "$www/odd dir+x"
+printf 'odd' > "$www/odd dir+x/a b"
 python3 - "$www/cas/batch" <<'PY'
 import sys
 for i in range(300):
@@ -130,6 +132,7 @@ expect_error EROFS "put is refused" "$H" put roots/x "$TMP/out"
 expect_error EROFS "delete is refused" "$H" delete roots/main
 expect_error EOPNOTSUPP "no listing" "$H" list
 expect_error ENOENT "check of a missing folder" "http://127.0.0.1:$http_port/nothing" check
+check_eq "an escaped prefix, a key to escape" "$("$TOOL" "http://127.0.0.1:$http_port/odd%20dir+x" get "a b")" odd
 expect_error ECONNREFUSED "nothing listens" "http://127.0.0.1:$(free_port)/cas" get roots/main
 
 # --- conditional gets ---
