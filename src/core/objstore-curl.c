@@ -58,8 +58,10 @@ typedef struct xfer {
         size_t body_len, body_off;
         uint8_t *owned_body; /* a batch put's buffer */
         size_t max_size;
+        uint64_t size; /* a head's answer */
         const char *if_none_match;
         bool check;          /* cas_objstore_check: the folder, not an object */
+        bool want_size;      /* a head: the size is the answer */
         bool range;
         uint64_t range_off;
         size_t range_n;
@@ -86,7 +88,6 @@ typedef struct xfer {
         uint64_t due_usec;
         int result;    /* once finished */
         char *error;   /* its error line, once finished with an error */
-        uint64_t size; /* a head's answer */
         struct xfer *next;
 } xfer;
 
@@ -222,7 +223,8 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
         }
         if (x->len + len + 1 > x->cap) {
                 size_t c = MAX(x->cap * 2, x->len + len + 1);
-                c = MIN(c, x->max_size + 1);
+                if (x->max_size < SIZE_MAX)
+                        c = MIN(c, x->max_size + 1);
                 uint8_t *b = realloc(x->buf, c);
                 if (!b)
                         return 0;
@@ -521,6 +523,15 @@ static int xfer_result(xfer *x, CURL *h, CURLcode res, bool *ret_retry)
         }
 
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (status_ok(status) && x->want_size) {
+                /* a head's answer is the object's Content-Length */
+                curl_off_t cl = -1;
+                curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+                if (cl < 0)
+                        return objstore_error(os, -EIO, x->op, what,
+                                              "no Content-Length in the answer");
+                x->size = (uint64_t)cl;
+        }
         if (status_ok(status))
                 return 0;
         if (status == 304 && x->if_none_match)
@@ -705,45 +716,16 @@ static int curl_get_if_changed(cas_objstore *os, const char *key, const char *et
 
 static int curl_head(cas_objstore *os, const char *key, uint64_t *ret_size)
 {
-        objstore_curl *c = os->curl;
         xfer x;
         int r;
 
-        /* the size is Content-Length, which needs the handle after the
-         * transfer: run it here rather than through xfer_run */
         r = xfer_init(&x, os, "HEAD", "HEAD", key);
         if (r < 0)
                 return r;
-        CURL *h = pool_get(c);
-        if (!h) {
-                xfer_done(&x);
-                return -ENOMEM;
-        }
-        for (x.attempt = 0;; x.attempt++) {
-                bool retry;
-                r = xfer_setup(&x, h, c->share);
-                if (r < 0)
-                        break;
-                r = xfer_result(&x, h, curl_easy_perform(h), &retry);
-                if (r >= 0) {
-                        curl_off_t cl = -1;
-                        curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-                        if (cl < 0)
-                                r = objstore_error(os, -EIO, "HEAD", key,
-                                                   "no Content-Length in the answer");
-                        else
-                                *ret_size = (uint64_t)cl;
-                        break;
-                }
-                if (!retry || x.attempt >= os->retries)
-                        break;
-                unsigned ms = backoff_ms(x.attempt);
-                struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                        ;
-        }
-        curl_easy_reset(h);
-        pool_put(c, h);
+        x.want_size = true;
+        r = xfer_run(&x);
+        if (r >= 0)
+                *ret_size = x.size;
         xfer_done(&x);
         return r;
 }
@@ -1148,8 +1130,14 @@ static int drive(objstore_multi *m)
                         *pp = x->next;
                         m->waiting--;
                         r = start(m, x);
-                        if (r < 0)
-                                finish(m, x, r);
+                        if (r < 0) {
+                                /* its callback runs below, not while this
+                                 * list is walked */
+                                x->result = r;
+                                x->error = NULL;
+                                x->next = done;
+                                done = x;
+                        }
                 } else {
                         next_due = MIN(next_due, x->due_usec);
                         pp = &x->next;
@@ -1169,15 +1157,6 @@ static int drive(objstore_multi *m)
                 bool retry;
                 CURL *h = msg->easy_handle;
                 r = xfer_result(x, h, msg->data.result, &retry);
-                if (r >= 0 && x->xop == OBJSTORE_XFER_HEAD) {
-                        curl_off_t cl = -1;
-                        curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-                        if (cl < 0)
-                                r = objstore_error(m->os, -EIO, "HEAD", x->key,
-                                                   "no Content-Length in the answer");
-                        else
-                                x->size = (uint64_t)cl;
-                }
                 release(m, h);
                 x->easy = NULL;
                 m->running--;
@@ -1245,6 +1224,7 @@ int objstore_multi_queue(objstore_multi *m, objstore_xfer_op op, const char *key
                 return r;
         }
         x->xop = op;
+        x->want_size = op == OBJSTORE_XFER_HEAD;
         x->max_size = max_size;
         x->cb = cb;
         x->userdata = userdata;

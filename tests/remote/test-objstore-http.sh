@@ -31,6 +31,8 @@ mkdir -p "$www/cas/chunks/b3/ab12" "$www/cas/batch" "$www/cas/roots"
 printf 'hello, world' > "$www/cas/chunks/b3/ab12/small"
 head -c 3000000 /dev/urandom > "$www/cas/chunks/b3/ab12/big"
 printf 'root v1' > "$www/cas/roots/main"
+mkdir -p "$www/odd dir+x"
+printf 'odd' > "$www/odd dir+x/a b"
 python3 - "$www/cas/batch" <<'PY'
 import sys
 for i in range(300):
@@ -130,6 +132,7 @@ expect_error EROFS "put is refused" "$H" put roots/x "$TMP/out"
 expect_error EROFS "delete is refused" "$H" delete roots/main
 expect_error EOPNOTSUPP "no listing" "$H" list
 expect_error ENOENT "check of a missing folder" "http://127.0.0.1:$http_port/nothing" check
+check_eq "an escaped prefix, a key to escape" "$("$TOOL" "http://127.0.0.1:$http_port/odd%20dir+x" get "a b")" odd
 expect_error ECONNREFUSED "nothing listens" "http://127.0.0.1:$(free_port)/cas" get roots/main
 
 # --- conditional gets ---
@@ -173,6 +176,7 @@ check "over a few TLS connections" test "$(connections_since "$n")" -le 16
 n=$(log_lines)
 check_eq "batch of 300 gets" "$("$TOOL" "$H" batch-get batch 300)" "300 done, 0 bad"
 check "a batch over at most jobs connections" test "$(connections_since "$n")" -le 32
+check_eq "batch of 300 heads" "$("$TOOL" "$H" batch-head batch 300)" "300 done, 0 bad"
 n=$(log_lines)
 check_eq "batch over HTTPS, 4 jobs" "$("$TOOL" --jobs 4 --ca-bundle "$pki/ca.pem" "$S" batch-get batch 300)" "300 done, 0 bad"
 check "4 jobs, 4 connections" test "$(connections_since "$n")" -le 4
