@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build=(meson ninja-build gcc pkg-config libfuse3-dev fuse3 libprotobuf-c-dev protobuf-c-compiler
-       liblmdb-dev librust-blake3-dev)
+       liblmdb-dev librust-blake3-dev libcurl4-openssl-dev libssl-dev libzstd-dev)
 test=(protobuf-compiler b3sum rsync python3 attr clang libclang-rt-14-dev valgrind
       ceph-mon ceph-osd radosgw ceph-common nginx-light openssl curl zstd python3-zstandard)
 bench=(squashfs-tools squashfuse casync fio time rclone)

@@ -11,6 +11,43 @@
 #include "macro.h"
 
 const char *arg_store = NULL;
+const char *arg_s3_endpoint = NULL;
+const char *arg_ca_bundle = NULL;
+
+/* One line for a remote store that cannot be opened: objstore's own line
+ * (it names the store, never the credentials) where it left one. */
+static int remote_open_failed(const char *address, int r)
+{
+        const char *e = cas_objstore_last_error();
+
+        if (r == -EINVAL)
+                log_error("%s: not a valid store address (file:///PATH, s3://BUCKET[/PREFIX], "
+                          "http(s)://HOST[:PORT]/PREFIX)", address);
+        else if (e && *e)
+                log_error("%s", e);
+        else if (r == -ENOENT)
+                log_error("%s: no such bucket or folder", address);
+        else
+                log_error("%s: cannot open store: %s", address, strerror(-r));
+        return r;
+}
+
+int cli_open_address(const char *path, int flags, cas_store **ret)
+{
+        cas_objstore_options o = {.s3_endpoint = arg_s3_endpoint, .ca_bundle = arg_ca_bundle};
+        int r;
+
+        r = cas_store_open_address(path, flags, &o, ret);
+        if (r < 0 && cas_objstore_is_address(path))
+                return remote_open_failed(path, r);
+        if (r == -ENOENT)
+                log_error("%s: no store there (import something first, or check --store)", path);
+        else if (r == -EPROTONOSUPPORT)
+                log_error("%s: not a casfs store of a format this version knows", path);
+        else if (r < 0)
+                log_error("%s: cannot open store: %s", path, strerror(-r));
+        return r;
+}
 
 int cli_open_store(int flags, cas_store **ret)
 {
@@ -28,14 +65,7 @@ int cli_open_store(int flags, cas_store **ret)
         }
         if (!path)
                 return -ENOMEM;
-        r = cas_store_open(path, flags, ret);
-        if (r == -ENOENT)
-                log_error("%s: no store there (import something first, or check --store)", path);
-        else if (r == -EPROTONOSUPPORT)
-                log_error("%s: not a casfs store of a format this version knows", path);
-        else if (r < 0)
-                log_error("%s: cannot open store: %s", path, strerror(-r));
-        return r;
+        return cli_open_address(path, flags, ret);
 }
 
 int cli_parse_uid_gid(const char *s, unsigned *ret_uid, unsigned *ret_gid)
@@ -147,6 +177,7 @@ static const struct {
         {"cat", cmd_cat, "write a file's contents (verified) to standard output"},
         {"stat", cmd_stat, "show a node: type, digest, size, executable, target"},
         {"rm", cmd_rm, "remove a root (its objects stay until gc)"},
+        {"copy", cmd_copy, "copy roots with all they reach from one store to another"},
         {"fsck", cmd_fsck, "verify every object and every root's closure"},
         {"gc", cmd_gc, "delete the objects no root reaches"},
         {"mount", cmd_mount, "mount the roots as a read-only FUSE filesystem", true},
@@ -156,7 +187,7 @@ static const struct {
 static void help(FILE *f)
 {
         fprintf(f,
-                "Usage: casfs [--store PATH] COMMAND [ARGS...]\n"
+                "Usage: casfs [--store STORE] [--s3-endpoint URL] [--ca-bundle FILE] COMMAND [ARGS...]\n"
                 "\n"
                 "A content-addressed store for file trees (tvix castore compatible),\n"
                 "mountable as a read-only filesystem.\n"
@@ -167,8 +198,13 @@ static void help(FILE *f)
         fprintf(f,
                 "\n"
                 "Options:\n"
-                "  --store PATH  the store (default: $CASFS_STORE, else\n"
-                "                ${XDG_DATA_HOME:-~/.local/share}/casfs; created on first import)\n"
+                "  --store STORE the store: a local store's PATH, file:///PATH, s3://BUCKET[/PREFIX]\n"
+                "                or http(s)://HOST[:PORT]/PREFIX (read-only); default: $CASFS_STORE,\n"
+                "                else ${XDG_DATA_HOME:-~/.local/share}/casfs; created on first import\n"
+                "  --s3-endpoint URL  the S3 endpoint (default: $AWS_ENDPOINT_URL, else AWS);\n"
+                "                credentials from $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY,\n"
+                "                $AWS_SESSION_TOKEN, the region from $AWS_REGION\n"
+                "  --ca-bundle FILE  CA certificates for https and s3 (default: $CASFS_CA_BUNDLE)\n"
                 "  -h, --help    show this help\n"
                 "  --version     show the version\n"
                 "\n"
@@ -180,6 +216,8 @@ int main(int argc, char **argv)
 {
         static const struct option options[] = {
                 {"store", required_argument, NULL, 's'},
+                {"s3-endpoint", required_argument, NULL, 'E'},
+                {"ca-bundle", required_argument, NULL, 'C'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {},
@@ -191,6 +229,12 @@ int main(int argc, char **argv)
                 switch (c) {
                 case 's':
                         arg_store = optarg;
+                        break;
+                case 'E':
+                        arg_s3_endpoint = optarg;
+                        break;
+                case 'C':
+                        arg_ca_bundle = optarg;
                         break;
                 case 'h':
                         help(stdout);

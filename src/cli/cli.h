@@ -13,10 +13,15 @@
 
 /* --store PATH as given, or NULL for the default. */
 extern const char *arg_store;
+/* --s3-endpoint, --ca-bundle (NULL: from the environment). */
+extern const char *arg_s3_endpoint;
+extern const char *arg_ca_bundle;
 
 /* Opens the store named by --store / $CASFS_STORE / the default path.
  * Prints a clear message on failure and returns -errno. */
 int cli_open_store(int flags, cas_store **ret);
+/* The same for a store named otherwise (copy's SRC and DST). */
+int cli_open_address(const char *address, int flags, cas_store **ret);
 
 /* Messages through the log's sink (log.h): stderr, prefixed "casfs: ", unless
  * a serving command chose syslog or a file. */
@@ -30,6 +35,7 @@ int cmd_ls(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_mount(int argc, char **argv);

@@ -151,10 +151,12 @@ static int cat_blob(cas_store *s, const cas_digest *d, uint64_t size, int fd, co
 
         if (!buf)
                 return -ENOMEM;
-        r = cas_blobstore_open(s->blobs, d, &rd);
+        r = cas_blobstore_open_sized(s->blobs, d, size, &rd);
         if (r < 0) {
                 log_error("cat: %s: blob %s %s", what, cas_digest_to_text(d, text),
-                          r == -ENOENT ? "is missing from the store" : strerror(-r));
+                          r == -ENOENT    ? "is missing from the store"
+                          : r == -EBADMSG ? "is corrupt in the store"
+                                          : strerror(-r));
                 return r;
         }
         if (cas_blob_reader_size(rd) != size) {

@@ -10,7 +10,7 @@
 #include <sys/vfs.h>
 #include <time.h>
 
-#include "blobstore.h"
+#include "blobstore-backend.h"
 #include "digestmap.h"
 #include "macro.h"
 #include "outboard.h"
@@ -19,39 +19,6 @@
  * their digest is known before the first write, so content already in the
  * store costs no write at all. Larger blobs stream to an anonymous file. */
 #define INLINE_MAX (256u * 1024)
-
-typedef struct blobstore_ops {
-        int (*stat)(cas_blobstore *bs, const cas_digest *d, uint64_t *ret_size);
-        int (*open)(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret);
-        /* Stores bytes held in memory (digest known). */
-        int (*put_buffer)(cas_blobstore *bs, const cas_digest *d, const void *buf, size_t n,
-                          int *ret_existed);
-        /* Links a finished temporary file in under its digest. */
-        int (*put_file)(cas_blobstore *bs, const cas_digest *d, int fd, uint64_t size,
-                        int *ret_existed);
-        int (*sync)(cas_blobstore *bs);
-        int (*foreach)(cas_blobstore *bs, cas_blob_cb cb, void *userdata);
-        int (*remove)(cas_blobstore *bs, const cas_digest *d);
-        /* Stores a blob's outboard (the blob is there already); keeps one already there. */
-        int (*put_outboard)(cas_blobstore *bs, const cas_digest *d, const uint8_t *ob, size_t n);
-        /* Reads a blob's outboard of exactly n bytes: -ENOENT without one, -EBADMSG when its size is off. */
-        int (*get_outboard)(cas_blobstore *bs, const cas_digest *d, uint8_t *ob, size_t n);
-        /* 1 when the blob has an outboard of n bytes, 0 when not (none, or of another length). */
-        int (*has_outboard)(cas_blobstore *bs, const cas_digest *d, size_t n);
-        void (*free)(cas_blobstore *bs);
-} blobstore_ops;
-
-struct cas_blobstore {
-        const blobstore_ops *ops;
-        int dir_fd; /* local: the blobs/ folder; -1 for memory */
-};
-
-struct cas_blob_reader {
-        int fd;            /* local */
-        _Atomic int direct_fd; /* local: the same file opened for direct I/O; -2 not yet tried, -1 none */
-        const uint8_t *mem; /* memory */
-        uint64_t size;
-};
 
 struct cas_blob_writer {
         cas_blobstore *bs;
@@ -76,9 +43,51 @@ int cas_blobstore_stat(cas_blobstore *bs, const cas_digest *d, uint64_t *ret_siz
         return bs->ops->stat(bs, d, ret_size);
 }
 
+int cas_blobstore_has(cas_blobstore *bs, const cas_digest *d)
+{
+        int r;
+
+        if (bs->ops->has)
+                return bs->ops->has(bs, d);
+        r = bs->ops->stat(bs, d, NULL);
+        return r == -ENOENT ? 0 : r < 0 ? r : 1;
+}
+
 int cas_blobstore_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
 {
         return bs->ops->open(bs, d, ret);
+}
+
+int cas_blobstore_open_sized(cas_blobstore *bs, const cas_digest *d, uint64_t size,
+                             cas_blob_reader **ret)
+{
+        cas_blob_reader *r;
+        int k;
+
+        if (bs->ops->open_sized)
+                return bs->ops->open_sized(bs, d, size, ret);
+        k = bs->ops->open(bs, d, &r);
+        if (k < 0)
+                return k;
+        if (r->size != size) {
+                cas_blob_reader_free(r);
+                return -EBADMSG;
+        }
+        *ret = r;
+        return 0;
+}
+
+int cas_blob_reader_new_fd(int fd, uint64_t size, cas_blob_reader **ret)
+{
+        cas_blob_reader *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return -ENOMEM;
+        r->fd = fd;
+        r->direct_fd = -2;
+        r->size = size;
+        *ret = r;
+        return 0;
 }
 
 uint64_t cas_blob_reader_size(const cas_blob_reader *r)

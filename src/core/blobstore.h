@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Blobs: byte strings named by their BLAKE3 digest. An interface with two
- * backends: local files (blobs/ab/cd/<hex>) and memory (tests). */
+/* Blobs: byte strings named by their BLAKE3 digest. An interface with three
+ * backends: local files (blobs/ab/cd/<hex>), memory (tests) and an object
+ * store (chunks/ and blobs/ of the remote layout, blobstore-remote.c). */
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -16,13 +17,25 @@ typedef struct cas_blob_writer cas_blob_writer;
 /* Opens (creating when asked) the blob folder of a local store. */
 int cas_blobstore_open_local(const char *dir, int dir_fd, cas_blobstore **ret);
 int cas_blobstore_new_memory(cas_blobstore **ret);
+/* Over an object store (borrowed: it must outlive the blob store). */
+typedef struct cas_objstore cas_objstore;
+int cas_blobstore_open_remote(cas_objstore *os, cas_blobstore **ret);
 cas_blobstore *cas_blobstore_free(cas_blobstore *bs);
 
 /* Size of a blob; -ENOENT when absent. */
 int cas_blobstore_stat(cas_blobstore *bs, const cas_digest *d, uint64_t *ret_size);
 
+/* 1 when the blob is there (complete), 0 when not: for copies that send only
+ * what a store lacks. Remote stores answer from one listing of the store. */
+int cas_blobstore_has(cas_blobstore *bs, const cas_digest *d);
+
 /* Random-access reads. Thread-safe: a reader may be used by many threads. */
 int cas_blobstore_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret);
+/* The same, for a caller that knows the blob's size (from its FileNode): a
+ * blob of another size is -EBADMSG. Remote stores need it to bound and check
+ * what they fetch before anything is decompressed. */
+int cas_blobstore_open_sized(cas_blobstore *bs, const cas_digest *d, uint64_t size,
+                             cas_blob_reader **ret);
 uint64_t cas_blob_reader_size(const cas_blob_reader *r);
 /* Reads up to n bytes at off; short only at the end of the blob. */
 ssize_t cas_blob_reader_pread(cas_blob_reader *r, void *buf, size_t n, uint64_t off);

@@ -8,49 +8,13 @@
 
 #include "digestmap.h"
 #include "macro.h"
-#include "metastore.h"
+#include "metastore-backend.h"
 
 /* Limits on what the store hands to the decoder: a directory record larger
  * than this is refused as corrupt rather than decoded. */
 #define DIRECTORY_MAX_BYTES (64u * 1024 * 1024)
 
-/* A raw record of the root registry: its key (not NUL-terminated) and value. */
-typedef int (*raw_root_cb)(const void *key, size_t key_len, const void *buf, size_t len, void *u);
-
-/* The raw operations a backend provides; validation and decoding live above. */
-typedef struct metastore_ops {
-        /* *ret is malloc'ed */
-        int (*get_dir)(cas_metastore *ms, const cas_digest *d, void **ret, size_t *ret_len);
-        int (*has_dir)(cas_metastore *ms, const cas_digest *d);
-        /* Stores all or nothing, durably. */
-        int (*put_dirs)(cas_metastore *ms, const cas_digest *ds, uint8_t *const *bufs,
-                        const size_t *lens, size_t n);
-        int (*foreach_dir)(cas_metastore *ms, cas_digest_cb cb, void *userdata);
-        int (*remove_dirs)(cas_metastore *ms, const cas_digest *ds, size_t n);
-        /* Sets (buf != NULL) or removes roots, all in one transaction. */
-        int (*put_roots)(cas_metastore *ms, const char *const *names, uint8_t *const *bufs,
-                         const size_t *lens, size_t n);
-        int (*get_root)(cas_metastore *ms, const char *name, void **ret, size_t *ret_len);
-        int (*foreach_root)(cas_metastore *ms, raw_root_cb cb, void *userdata);
-        int (*generation)(cas_metastore *ms, uint64_t *ret);
-        int (*statcache_get)(cas_metastore *ms, const cas_stat_key *k, cas_digest *ret);
-        int (*statcache_put)(cas_metastore *ms, const cas_stat_key *ks, const cas_digest *ds,
-                             size_t n);
-        int (*statcache_prune)(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
-                               void *userdata);
-        void (*release_memory)(cas_metastore *ms);
-        void (*free)(cas_metastore *ms);
-} metastore_ops;
-
-struct cas_metastore {
-        const metastore_ops *ops;
-        pthread_mutex_t pending_lock; /* protects the pending statcache entries */
-        cas_stat_key *pending_keys;
-        cas_digest *pending_digests;
-        size_t n_pending, n_pending_alloc;
-};
-
-static void metastore_init(cas_metastore *ms, const metastore_ops *ops)
+void cas_metastore_init(cas_metastore *ms, const metastore_ops *ops)
 {
         ms->ops = ops;
         pthread_mutex_init(&ms->pending_lock, NULL);
@@ -853,7 +817,7 @@ int cas_metastore_open_lmdb(const char *path, bool readonly, cas_metastore **ret
         m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
-        metastore_init(&m->base, &lmdb_ops);
+        cas_metastore_init(&m->base, &lmdb_ops);
         rc = mdb_env_create(&m->env);
         if (rc)
                 goto fail;
@@ -1172,7 +1136,7 @@ int cas_metastore_new_memory(cas_metastore **ret)
         memory_metastore *m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
-        metastore_init(&m->base, &memory_ops);
+        cas_metastore_init(&m->base, &memory_ops);
         pthread_mutex_init(&m->lock, NULL);
         *ret = &m->base;
         return 0;

@@ -14,6 +14,9 @@ typedef struct cas_metastore cas_metastore;
 
 int cas_metastore_open_lmdb(const char *path, bool readonly, cas_metastore **ret);
 int cas_metastore_new_memory(cas_metastore **ret);
+/* Over an object store (borrowed: it must outlive the metadata store). */
+typedef struct cas_objstore cas_objstore;
+int cas_metastore_open_remote(cas_objstore *os, cas_metastore **ret);
 cas_metastore *cas_metastore_free(cas_metastore *ms);
 
 /* --- directories --- */

@@ -56,6 +56,9 @@ const char *cas_objstore_last_error(void);
 /* Checks that the store answers and exists (the bucket, the folder, the
  * server), with one request. */
 int cas_objstore_check(cas_objstore *os);
+/* Creates the bucket (s3://) or the folder and its parents (file://);
+ * one that exists already is fine. -EROFS for http(s)://. */
+int cas_objstore_create_bucket(cas_objstore *os);
 
 /* The whole object, at most max_size bytes (more: -EFBIG, nothing
  * returned). The caller frees *ret_buf. Thread-safe. */

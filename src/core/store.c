@@ -118,6 +118,48 @@ int cas_store_open(const char *path, int flags, cas_store **ret)
         return 0;
 }
 
+static int open_remote(const char *address, int flags, const cas_objstore_options *o,
+                       cas_store **ret)
+{
+        _cleanup_(cas_store_freep) cas_store *s = NULL;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->dir_fd = s->lock_fd = -1;
+        r = cas_objstore_open(address, o, &s->remote);
+        if (r < 0)
+                return r;
+        s->path = strdup(cas_objstore_address(s->remote));
+        if (!s->path)
+                return -ENOMEM;
+        /* a folder is made like a local store's; a bucket is the owner's to make */
+        if ((flags & CAS_STORE_CREATE) && !(flags & CAS_STORE_READONLY) &&
+            strncmp(address, "file://", 7) == 0)
+                r = cas_objstore_create_bucket(s->remote);
+        else
+                r = cas_objstore_check(s->remote);
+        if (r < 0)
+                return r;
+        r = cas_blobstore_open_remote(s->remote, &s->blobs);
+        if (r < 0)
+                return r;
+        r = cas_metastore_open_remote(s->remote, &s->meta);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int cas_store_open_address(const char *address, int flags, const cas_objstore_options *o,
+                           cas_store **ret)
+{
+        if (cas_objstore_is_address(address))
+                return open_remote(address, flags, o, ret);
+        return cas_store_open(address, flags, ret);
+}
+
 int cas_store_new_memory(cas_store **ret)
 {
         _cleanup_(cas_store_freep) cas_store *s = calloc(1, sizeof(cas_store));
@@ -142,6 +184,7 @@ cas_store *cas_store_free(cas_store *s)
                 return NULL;
         cas_metastore_free(s->meta);
         cas_blobstore_free(s->blobs);
+        cas_objstore_free(s->remote);
         safe_close(s->lock_fd);
         safe_close(s->dir_fd);
         free(s->path);

@@ -1,22 +1,25 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* A store: blobs + directories + roots, opened from a path (the local store
- * of DESIGN.md) or in memory for tests. */
+/* A store: blobs + directories + roots, opened from an address (a local
+ * store's path, or an object store's URL: file://, s3://, http(s)://, see
+ * objstore.h and docs/FORMAT.md) or in memory for tests. */
 
 #include <stdbool.h>
 
 #include "blobstore.h"
 #include "metastore.h"
+#include "objstore.h"
 
 #define CAS_STORE_FORMAT "casfs-store 1"
 
 typedef struct cas_store {
-        char *path; /* NULL for a memory store */
+        char *path; /* NULL for a memory store; the address of a remote one */
         int dir_fd;
         int lock_fd;
         cas_blobstore *blobs;
         cas_metastore *meta;
+        cas_objstore *remote; /* under blobs and meta of a remote store; else NULL */
 } cas_store;
 
 enum {
@@ -25,6 +28,12 @@ enum {
 };
 
 int cas_store_open(const char *path, int flags, cas_store **ret);
+/* Opens a local store's path or an object store's address (o: its
+ * options, may be NULL). A remote store is checked with one request (a
+ * missing bucket or folder is -ENOENT, unless CAS_STORE_CREATE asks for a
+ * file:// folder to be made); cas_objstore_last_error() says what failed. */
+int cas_store_open_address(const char *address, int flags, const cas_objstore_options *o,
+                           cas_store **ret);
 int cas_store_new_memory(cas_store **ret);
 cas_store *cas_store_free(cas_store *s);
 

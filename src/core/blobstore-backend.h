@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What a blob store backend implements (blobstore.c has the local and memory
+ * ones; blobstore-remote.c the object-store one). Not for users of the
+ * interface, which is blobstore.h. */
+
+#include <stdbool.h>
+
+#include "blobstore.h"
+
+typedef struct blobstore_ops {
+        int (*stat)(cas_blobstore *bs, const cas_digest *d, uint64_t *ret_size);
+        /* Optional: whether the blob is there, cheaper than stat (remote:
+         * from one listing of the store); else stat. */
+        int (*has)(cas_blobstore *bs, const cas_digest *d);
+        int (*open)(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret);
+        /* Optional: an open that knows the blob's size (remote backends bound
+         * and check what they fetch with it); else open, then the size compared. */
+        int (*open_sized)(cas_blobstore *bs, const cas_digest *d, uint64_t size,
+                          cas_blob_reader **ret);
+        /* Stores bytes held in memory (digest known). */
+        int (*put_buffer)(cas_blobstore *bs, const cas_digest *d, const void *buf, size_t n,
+                          int *ret_existed);
+        /* Links a finished temporary file in under its digest. */
+        int (*put_file)(cas_blobstore *bs, const cas_digest *d, int fd, uint64_t size,
+                        int *ret_existed);
+        int (*sync)(cas_blobstore *bs);
+        int (*foreach)(cas_blobstore *bs, cas_blob_cb cb, void *userdata);
+        int (*remove)(cas_blobstore *bs, const cas_digest *d);
+        /* Stores a blob's outboard (the blob is there already); keeps one already there. */
+        int (*put_outboard)(cas_blobstore *bs, const cas_digest *d, const uint8_t *ob, size_t n);
+        /* Reads a blob's outboard of exactly n bytes: -ENOENT without one, -EBADMSG when its size is off. */
+        int (*get_outboard)(cas_blobstore *bs, const cas_digest *d, uint8_t *ob, size_t n);
+        /* 1 when the blob has an outboard of n bytes, 0 when not (none, or of another length). */
+        int (*has_outboard)(cas_blobstore *bs, const cas_digest *d, size_t n);
+        void (*free)(cas_blobstore *bs);
+} blobstore_ops;
+
+struct cas_blobstore {
+        const blobstore_ops *ops;
+        int dir_fd; /* local: the blobs/ folder; -1 for memory */
+};
+
+struct cas_blob_reader {
+        int fd;            /* local */
+        _Atomic int direct_fd; /* local: the same file opened for direct I/O; -2 not yet tried, -1 none */
+        const uint8_t *mem; /* memory */
+        uint64_t size;
+};
+
+/* A reader over a file descriptor holding the blob's (checked) bytes; takes
+ * ownership of fd on success. */
+int cas_blob_reader_new_fd(int fd, uint64_t size, cas_blob_reader **ret);
