@@ -12,6 +12,7 @@
  *     batch-put PREFIX COUNT   COUNT objects PREFIX/I of I bytes, in one batch
  *     batch-get PREFIX COUNT   reads them back in one batch and checks them
  *     stress KEY THREADS COUNT THREADS threads get KEY COUNT times each
+ *   (a batch prints "objstore-tool: KEY: ENAME: LINE" for each failure)
  *   OPTIONS: --ca-bundle FILE --s3-endpoint URL --timeout SEC --retries N --jobs N
  * A failure prints "objstore-tool: ENAME: LINE" (ENAME the errno's name, LINE
  * cas_objstore_last_error()) and exits 1; a usage error exits 2. */
@@ -64,7 +65,6 @@ static int read_file(const char *path, void **ret, size_t *ret_len)
 
 typedef struct batch_state {
         unsigned done, bad;
-        int first_error;
 } batch_state;
 
 static void batch_cb(int r, const char *key, void *buf, size_t len, void *userdata)
@@ -75,11 +75,9 @@ static void batch_cb(int r, const char *key, void *buf, size_t len, void *userda
 
         st->done++;
         if (r < 0) {
-                if (!st->first_error) {
-                        st->first_error = r;
-                        fprintf(stderr, "objstore-tool: %s: %s\n", strerrorname_np(-r) ?: "?",
-                                cas_objstore_last_error());
-                }
+                /* each failure with its own line, for the tests to match */
+                fprintf(stderr, "objstore-tool: %s: %s: %s\n", key, strerrorname_np(-r) ?: "?",
+                        cas_objstore_last_error());
                 st->bad++;
                 return;
         }

@@ -81,7 +81,8 @@ static void test_chunker(void)
         size_t same_front = 0, same_back = 0;
         while (same_front < MIN(na, nb) && cas_digest_eq(&da[same_front], &db[same_front]))
                 same_front++;
-        while (same_back < MIN(na, nb) && cas_digest_eq(&da[na - 1 - same_back], &db[nb - 1 - same_back]))
+        while (same_back < MIN(na, nb) &&
+               cas_digest_eq(&da[na - 1 - same_back], &db[nb - 1 - same_back]))
                 same_back++;
         size_t front_bytes = 0;
         for (size_t i = 0; i < same_front; i++)
@@ -179,18 +180,21 @@ static void test_blob_index(void)
         free(buf);
         c[1].size = UINT64_MAX - 100;
         CHECK_RC(cas_layout_blob_index_encode(c, 3, &buf, &len), 0);
-        CHECK_RC(cas_layout_blob_index_decode(buf, len, UINT64_MAX, &got, &n, &total, &e), -EBADMSG);
+        CHECK_RC(cas_layout_blob_index_decode(buf, len, UINT64_MAX, &got, &n, &total, &e),
+                 -EBADMSG);
         free(buf);
         /* a digest of 31 bytes: chunks { digest: 31 bytes, size: 5 } */
         uint8_t short_digest[2 + 2 + 31 + 2] = {0x12, 35, 0x0a, 31};
         short_digest[4 + 31] = 0x10;
         short_digest[4 + 32] = 5;
-        CHECK_RC(cas_layout_blob_index_decode(short_digest, sizeof(short_digest), 5, &got, &n, &total, &e),
+        CHECK_RC(cas_layout_blob_index_decode(short_digest, sizeof(short_digest), 5, &got, &n,
+                                              &total, &e),
                  -EBADMSG);
         /* not protobuf; larger than allowed */
-        CHECK_RC(cas_layout_blob_index_decode("\xff\xff\xff", 3, 5, &got, &n, &total, &e), -EBADMSG);
-        CHECK_RC(cas_layout_blob_index_decode(short_digest, CAS_LAYOUT_BLOB_INDEX_MAX + 1, 5, &got, &n,
-                                              &total, &e),
+        CHECK_RC(cas_layout_blob_index_decode("\xff\xff\xff", 3, 5, &got, &n, &total, &e),
+                 -EBADMSG);
+        CHECK_RC(cas_layout_blob_index_decode(short_digest, CAS_LAYOUT_BLOB_INDEX_MAX + 1, 5, &got,
+                                              &n, &total, &e),
                  -EBADMSG);
 }
 
@@ -270,16 +274,18 @@ static void test_dirs(void)
         size_t zlen, count;
 
         cas_digest_of("x", 1, &blob);
-        cas_node leaf[] = {node(CAS_NODE_FILE, "f", &blob, 1), node(CAS_NODE_SYMLINK, "l", NULL, 0)};
-        cas_digest c = add_dir(&s, leaf, 2);                            /* 0: size 2 */
+        cas_node leaf[] = {node(CAS_NODE_FILE, "f", &blob, 1),
+                           node(CAS_NODE_SYMLINK, "l", NULL, 0)};
+        cas_digest c = add_dir(&s, leaf, 2); /* 0: size 2 */
         cas_node mid[] = {node(CAS_NODE_DIRECTORY, "c", &c, 2)};
-        cas_digest b = add_dir(&s, mid, 1);                             /* 1: size 3 */
-        cas_node top[] = {node(CAS_NODE_DIRECTORY, "b", &b, 3), node(CAS_NODE_DIRECTORY, "c", &c, 2)};
-        cas_digest a = add_dir(&s, top, 2);                             /* 2 */
+        cas_digest b = add_dir(&s, mid, 1); /* 1: size 3 */
+        cas_node top[] = {node(CAS_NODE_DIRECTORY, "b", &b, 3),
+                          node(CAS_NODE_DIRECTORY, "c", &c, 2)};
+        cas_digest a = add_dir(&s, top, 2); /* 2 */
         cas_node other[] = {node(CAS_NODE_FILE, "g", &blob, 1)};
-        (void)add_dir(&s, other, 1);                                    /* 3: unrelated */
+        (void)add_dir(&s, other, 1); /* 3: unrelated */
         cas_node wrong[] = {node(CAS_NODE_DIRECTORY, "b", &b, 4)};
-        cas_digest w = add_dir(&s, wrong, 1);                           /* 4: wrong size */
+        cas_digest w = add_dir(&s, wrong, 1); /* 4: wrong size */
 
         CHECK_RC(cas_layout_dirs_encode(&a, lookup, &s, &z, &zlen), 0);
         count = 0;
@@ -307,13 +313,13 @@ static void test_dirs(void)
                 int want;
                 const char *why;
         } cases[] = {
-                {good, 0, 0, NULL},
-                {child_first, 0, 0, NULL}, /* c is named by a (accepted) already */
-                {untrusted, 0, -EBADMSG, "named by no"},
-                {dup, 0, -EBADMSG, "twice"},
-                {missing, 0, -EBADMSG, "missing"},
-                {top_late, 0, -EBADMSG, "top"},
-                {good, 1, -EBADMSG, "cut short"},
+            {good, 0, 0, NULL},
+            {child_first, 0, 0, NULL}, /* c is named by a (accepted) already */
+            {untrusted, 0, -EBADMSG, "named by no"},
+            {dup, 0, -EBADMSG, "twice"},
+            {missing, 0, -EBADMSG, "missing"},
+            {top_late, 0, -EBADMSG, "top"},
+            {good, 1, -EBADMSG, "cut short"},
         };
         for (size_t i = 0; i < ELEMENTS(cases); i++) {
                 z = frames(&s, cases[i].which, cases[i].cut, &zlen);
@@ -359,7 +365,8 @@ static void test_keys(void)
 
         cas_digest_of("abc", 3, &d);
         cas_layout_key(CAS_LAYOUT_CHUNKS, &d, key);
-        CHECK_STR(key, "chunks/b3/6437/6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85");
+        CHECK_STR(
+            key, "chunks/b3/6437/6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85");
         CHECK_RC(cas_layout_parse_key(key, CAS_LAYOUT_CHUNKS, &got), 0);
         CHECK(cas_digest_eq(&got, &d));
         CHECK_RC(cas_layout_parse_key(key, CAS_LAYOUT_BLOBS, &got), -EINVAL);

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "macro.h"
-#include "objstore.h"
+#include "objstore-internal.h"
 #include "tests.h"
 
 static char tmpdir[] = "/tmp/test-objstore.XXXXXX";
@@ -78,6 +78,105 @@ static void test_addresses(void)
         if (os)
                 CHECK_STR(cas_objstore_address(os), "s3://bucket/p");
         cas_objstore_free(os);
+}
+
+/* The worked example of AWS's SigV4 documentation for S3 (GET Object with a
+ * Range header). */
+static void test_sigv4(void)
+{
+        static const char empty[] =
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        const s3_header h[] = {
+                { "host", "examplebucket.s3.amazonaws.com" },
+                { "range", "bytes=0-9" },
+                { "x-amz-content-sha256", empty },
+                { "x-amz-date", "20130524T000000Z" },
+        };
+        char *auth = NULL, hex[65];
+
+        s3_sha256_hex("", 0, hex);
+        CHECK_STR(hex, empty);
+        CHECK_RC(s3_sign("GET", "/test.txt", "", h, ELEMENTS(h), empty, "20130524T000000Z",
+                         "us-east-1", "AKIAIOSFODNN7EXAMPLE",
+                         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", &auth),
+                 0);
+        CHECK_STR(auth, "AWS4-HMAC-SHA256 "
+                        "Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+                        "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
+                        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+        free(auth);
+
+        char *enc = NULL;
+        size_t len = 0, cap = 0;
+        CHECK_RC(s3_uri_encode("a b/c+d~e_f.g-h=ü", true, &enc, &len, &cap), 0);
+        CHECK_STR(enc, "a%20b/c%2Bd~e_f.g-h%3D%C3%BC");
+        len = 0;
+        CHECK_RC(s3_uri_encode("a/b", false, &enc, &len, &cap), 0);
+        CHECK_STR(enc, "a%2Fb");
+        free(enc);
+}
+
+typedef struct listed {
+        unsigned n;
+        uint64_t total;
+        char last[64];
+} listed;
+
+static int listed_cb(const char *key, uint64_t size, void *userdata)
+{
+        listed *l = userdata;
+        l->n++;
+        l->total += size;
+        snprintf(l->last, sizeof(l->last), "%s", key);
+        return 0;
+}
+
+static void test_list_xml(void)
+{
+        static const char page[] =
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+                "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                "<Name>b</Name><IsTruncated>true</IsTruncated>"
+                "<Contents><Key>a/1</Key><Size>10</Size></Contents>"
+                "<Contents><ETag>&quot;x&quot;</ETag><Size>5</Size>"
+                "<Key>a/&lt;b&gt; &amp; &#233;&#x20AC;</Key></Contents>"
+                "<NextContinuationToken>1/2+3=</NextContinuationToken></ListBucketResult>";
+        static const char *const bad[] = {
+                "<Error><Code>NoSuchBucket</Code></Error>",
+                "<ListBucketResult><Contents><Key>a</Key></Contents></ListBucketResult>",
+                "<ListBucketResult><Contents><Key>a</Key><Size>1x</Size></Contents>",
+                ("<ListBucketResult><Contents><Key>a</Key><Size>99999999999999999999</Size>"
+                 "</Contents>"),
+                "<ListBucketResult><Contents><Key>a&bogus;</Key><Size>1</Size></Contents>",
+                "<ListBucketResult><Contents><Key>a&#0;</Key><Size>1</Size></Contents>",
+                "<ListBucketResult><Contents><Key>a&amp</Key><Size>1</Size></Contents>",
+                "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",
+        };
+        listed l = { 0 };
+        char *token = NULL;
+
+        CHECK_RC(s3_parse_list(page, strlen(page), listed_cb, &l, &token), 0);
+        CHECK_RC(l.n, 2);
+        CHECK_RC(l.total, 15);
+        CHECK_STR(l.last, "a/<b> & \xc3\xa9\xe2\x82\xac");
+        CHECK_STR(token, "1/2+3=");
+        free(token);
+        for (size_t i = 0; i < ELEMENTS(bad); i++) {
+                token = NULL;
+                CHECK_RC(s3_parse_list(bad[i], strlen(bad[i]), listed_cb, &l, &token), -EBADMSG);
+                CHECK(token == NULL);
+        }
+        static const char last[] = "<ListBucketResult><IsTruncated>false</IsTruncated>"
+                                   "<Contents><Key>k</Key><Size>0</Size></Contents>"
+                                   "</ListBucketResult>";
+        token = (char *)1;
+        CHECK_RC(s3_parse_list(last, strlen(last), listed_cb, &l, &token), 0);
+        CHECK(token == NULL);
+
+        char *code = s3_xml_element(bad[0], strlen(bad[0]), "Code");
+        CHECK_STR(code, "NoSuchBucket");
+        free(code);
+        CHECK(s3_xml_element(bad[0], strlen(bad[0]), "Message") == NULL);
 }
 
 static int count_cb(const char *key, uint64_t size, void *userdata)
@@ -424,6 +523,8 @@ int main(void)
         unsetenv("AWS_SESSION_TOKEN");
         unsetenv("AWS_ENDPOINT_URL");
         test_addresses();
+        test_sigv4();
+        test_list_xml();
 
         ASSERT(mkdtemp(tmpdir));
         snprintf(address, sizeof(address), "file://%s/store/", tmpdir);

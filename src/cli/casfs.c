@@ -49,6 +49,16 @@ int cli_open_address(const char *path, int flags, cas_store **ret)
         return r;
 }
 
+int cli_require_writable(const char *cmd, cas_store *s)
+{
+        if (s->remote && !cas_objstore_writable(s->remote)) {
+                log_error("%s: %s: a web server's store is read-only (write through s3:// or file://)",
+                          cmd, s->path);
+                return -EROFS;
+        }
+        return 0;
+}
+
 int cli_open_store(int flags, cas_store **ret)
 {
         _cleanup_free_ char *path = NULL;

@@ -22,6 +22,8 @@ extern const char *arg_ca_bundle;
 int cli_open_store(int flags, cas_store **ret);
 /* The same for a store named otherwise (copy's SRC and DST). */
 int cli_open_address(const char *address, int flags, cas_store **ret);
+/* Says so and returns -EROFS for a store that cannot be written (http). */
+int cli_require_writable(const char *cmd, cas_store *s);
 
 /* Messages through the log's sink (log.h): stderr, prefixed "casfs: ", unless
  * a serving command chose syslog or a file. */

@@ -33,8 +33,9 @@ static void *progress_thread(void *userdata)
                 pthread_cond_timedwait(&ps->cond, &ps->lock, &until);
                 if (ps->stop)
                         break;
-                fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " blobs, %.1f/%.1f MiB", ps->root ?: "",
-                        atomic_load(&ps->p->blobs_done), atomic_load(&ps->p->blobs_wanted),
+                fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " blobs, %.1f/%.1f MiB",
+                        ps->root ?: "", atomic_load(&ps->p->blobs_done),
+                        atomic_load(&ps->p->blobs_wanted),
                         (double)atomic_load(&ps->p->bytes_done) / 1048576.0,
                         (double)atomic_load(&ps->p->bytes_wanted) / 1048576.0);
         }
@@ -76,11 +77,11 @@ static void root_list_done(root_list *l)
 int cmd_copy(int argc, char **argv)
 {
         static const struct option options[] = {
-                {"jobs", required_argument, NULL, 'j'},
-                {"quiet", no_argument, NULL, 'q'},
-                {"verbose", no_argument, NULL, 'v'},
-                {"help", no_argument, NULL, 'h'},
-                {},
+            {"jobs", required_argument, NULL, 'j'},
+            {"quiet", no_argument, NULL, 'q'},
+            {"verbose", no_argument, NULL, 'v'},
+            {"help", no_argument, NULL, 'h'},
+            {},
         };
         _cleanup_(cas_store_freep) cas_store *src = NULL, *dst = NULL;
         cas_copy_progress progress = {0};
@@ -102,16 +103,24 @@ int cmd_copy(int argc, char **argv)
                         verbose = true;
                         break;
                 case 'h':
-                        printf("Usage: casfs [--s3-endpoint URL] [--ca-bundle FILE] copy [--jobs N] [--verbose]\n"
-                               "       SRC DST [NAME...]\n\n"
-                               "Copies roots (every root of SRC when none is named) with everything they\n"
-                               "reach from the store SRC to the store DST: a local store's path,\n"
-                               "file:///PATH, s3://BUCKET[/PREFIX], or http(s)://HOST[:PORT]/PREFIX (as SRC\n"
-                               "only). Sends only what DST lacks, N blobs at once (--jobs, default 32).\n"
-                               "A root is written once everything it reaches is in DST, so an interrupted\n"
-                               "copy leaves DST valid and a rerun sends only what is missing. Prints\n"
-                               "'NAME DIGEST' per root; progress on stderr when it is a terminal (not\n"
-                               "with --quiet); with --verbose, a summary of what was sent on stderr.\n");
+                        printf(
+                            "Usage: casfs [--s3-endpoint URL] [--ca-bundle FILE] copy [--jobs N] "
+                            "[--verbose]\n"
+                            "       SRC DST [NAME...]\n\n"
+                            "Copies roots (every root of SRC when none is named) with everything "
+                            "they\n"
+                            "reach from the store SRC to the store DST: a local store's path,\n"
+                            "file:///PATH, s3://BUCKET[/PREFIX], or http(s)://HOST[:PORT]/PREFIX "
+                            "(as SRC\n"
+                            "only). Sends only what DST lacks, N blobs at once (--jobs, default "
+                            "32).\n"
+                            "A root is written once everything it reaches is in DST, so an "
+                            "interrupted\n"
+                            "copy leaves DST valid and a rerun sends only what is missing. Prints\n"
+                            "'NAME DIGEST' per root; progress on stderr when it is a terminal "
+                            "(not\n"
+                            "with --quiet); with --verbose, a summary of what was sent on "
+                            "stderr.\n");
                         return 0;
                 default:
                         return EXIT_USAGE;
@@ -123,7 +132,8 @@ int cmd_copy(int argc, char **argv)
         const char *src_addr = argv[optind], *dst_addr = argv[optind + 1];
         if (cli_open_address(src_addr, 0, &src) < 0)
                 return 1;
-        if (cli_open_address(dst_addr, CAS_STORE_CREATE, &dst) < 0)
+        if (cli_open_address(dst_addr, CAS_STORE_CREATE, &dst) < 0 ||
+            cli_require_writable("copy", dst) < 0)
                 return 1;
         if (optind + 2 == argc) {
                 r = cas_metastore_foreach_root(src->meta, add_root, &roots);
@@ -137,7 +147,9 @@ int cmd_copy(int argc, char **argv)
                         r = cas_metastore_get_root(src->meta, argv[i], &n);
                         if (r < 0) {
                                 log_error("copy: root %s in %s %s", argv[i], src->path,
-                                          r == -ENOENT ? "does not exist" : r == -EBADMSG ? "is corrupt" : strerror(-r));
+                                          r == -ENOENT    ? "does not exist"
+                                          : r == -EBADMSG ? "is corrupt"
+                                                          : strerror(-r));
                                 goto finish;
                         }
                         r = add_root(n, &roots);
@@ -145,13 +157,20 @@ int cmd_copy(int argc, char **argv)
                                 goto finish;
                 }
 
-        r = cas_store_lock(dst, false);
+        /* as an import holds them: gc waits, in SRC (whose objects are read)
+         * and in DST (whose new objects no root reaches until the end) */
+        r = cas_store_lock(src, false);
+        if (r >= 0) {
+                r = cas_store_lock(dst, false);
+                if (r < 0)
+                        cas_store_unlock(src);
+        }
         if (r < 0) {
-                log_error("copy: cannot lock %s: %s", dst->path, strerror(-r));
+                log_error("copy: cannot lock the stores: %s", strerror(-r));
                 goto finish;
         }
-        copy_progress_state ps = {.p = &progress, .lock = PTHREAD_MUTEX_INITIALIZER,
-                                  .cond = PTHREAD_COND_INITIALIZER};
+        copy_progress_state ps = {
+            .p = &progress, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
         pthread_t pt;
         bool show = !quiet && isatty(STDERR_FILENO);
         if (show && pthread_create(&pt, NULL, progress_thread, &ps) != 0)
@@ -185,10 +204,12 @@ int cmd_copy(int argc, char **argv)
                 pthread_join(pt, NULL);
         }
         cas_store_unlock(dst);
+        cas_store_unlock(src);
         if (verbose)
                 fprintf(stderr,
-                        "copy: sent %" PRIu64 " blobs (%" PRIu64 " bytes), %" PRIu64 " directory trees, %" PRIu64
-                        " roots; %" PRIu64 " blobs were there already\n",
+                        "copy: sent %" PRIu64 " blobs (%" PRIu64 " bytes), %" PRIu64
+                        " directory trees, %" PRIu64 " roots; %" PRIu64
+                        " blobs were there already\n",
                         atomic_load(&progress.blobs_sent), atomic_load(&progress.bytes_sent),
                         atomic_load(&progress.trees_sent), atomic_load(&progress.roots_sent),
                         atomic_load(&progress.blobs_present));

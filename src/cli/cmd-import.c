@@ -20,12 +20,15 @@ static void import_help(FILE *f)
                 "and registers it as a root, replacing a root of the same name atomically.\n"
                 "Prints one line per PATH: 'NAME DIGEST' (for a symlink: 'NAME symlink TARGET').\n"
                 "Nothing is registered unless every PATH imports.\n"
+                "Into an object store (--store file://, s3://), content is chunked, compressed\n"
+                "and uploaded as it is read; only what the store lacks is sent.\n"
                 "\n"
                 "Options:\n"
                 "  -n, --name NAME     the root's name (one PATH only; default: PATH's last component)\n"
                 "      --skip-special  skip sockets, FIFOs and devices with a warning\n"
                 "                      (default: they are an error)\n"
-                "  -j, --threads N     worker threads reading and hashing (default: number of CPUs)\n"
+                "  -j, --threads N     worker threads reading, hashing and storing (default: the\n"
+                "                      number of CPUs; 32 into an object store, where they upload)\n"
                 "      --no-cache      re-read files even when unchanged since an earlier import\n"
                 "  -q, --quiet         no progress (default: progress when stderr is a terminal)\n"
                 "  -h, --help          show this help\n");
@@ -161,8 +164,12 @@ int cmd_import(int argc, char **argv)
 
         _cleanup_(cas_store_freep) cas_store *s = NULL;
         r = cli_open_store(CAS_STORE_CREATE, &s);
-        if (r < 0)
+        if (r < 0 || cli_require_writable("import", s) < 0)
                 return 1;
+        /* into an object store, a worker mostly waits for its uploads: many
+         * more workers than CPUs keep the connection busy */
+        if (s->remote && !o.threads)
+                o.threads = 32;
         r = cas_store_lock(s, false);
         if (r < 0) {
                 log_error("cannot lock the store: %s", strerror(-r));

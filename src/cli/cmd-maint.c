@@ -34,7 +34,7 @@ int cmd_rm(int argc, char **argv)
                 log_error("rm: takes NAME...");
                 return EXIT_USAGE;
         }
-        if (cli_open_store(0, &s) < 0)
+        if (cli_open_store(0, &s) < 0 || cli_require_writable("rm", s) < 0)
                 return 1;
         for (int i = optind; i < argc; i++) {
                 _cleanup_free_ cas_node *n = NULL;
@@ -509,6 +509,10 @@ int cmd_gc(int argc, char **argv)
         }
         if (cli_open_store(0, &s) < 0)
                 return 1;
+        if (s->remote) { /* chunks are shared by blobs, and directories by closures */
+                log_error("gc: %s: not supported on a remote store", s->path);
+                return 1;
+        }
         r = cas_store_lock(s, true);
         if (r < 0) {
                 log_error("gc: cannot lock the store: %s", strerror(-r));

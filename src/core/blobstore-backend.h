@@ -30,7 +30,8 @@ typedef struct blobstore_ops {
         int (*remove)(cas_blobstore *bs, const cas_digest *d);
         /* Stores a blob's outboard (the blob is there already); keeps one already there. */
         int (*put_outboard)(cas_blobstore *bs, const cas_digest *d, const uint8_t *ob, size_t n);
-        /* Reads a blob's outboard of exactly n bytes: -ENOENT without one, -EBADMSG when its size is off. */
+        /* Reads a blob's outboard of exactly n bytes: -ENOENT without one, -EBADMSG when its size
+         * is off. */
         int (*get_outboard)(cas_blobstore *bs, const cas_digest *d, uint8_t *ob, size_t n);
         /* 1 when the blob has an outboard of n bytes, 0 when not (none, or of another length). */
         int (*has_outboard)(cas_blobstore *bs, const cas_digest *d, size_t n);
@@ -43,8 +44,9 @@ struct cas_blobstore {
 };
 
 struct cas_blob_reader {
-        int fd;            /* local */
-        _Atomic int direct_fd; /* local: the same file opened for direct I/O; -2 not yet tried, -1 none */
+        int fd; /* local */
+        _Atomic int
+            direct_fd; /* local: the same file opened for direct I/O; -2 not yet tried, -1 none */
         const uint8_t *mem; /* memory */
         uint64_t size;
 };

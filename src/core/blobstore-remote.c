@@ -48,8 +48,8 @@ static int transfer_failed(remote_blobstore *rb, int r, const char *key)
         if (r == -ENOENT || r == -ENOMEM)
                 return r;
         if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than its content allows",
-                                     where(rb), key);
+                return cas_log_errno(CAS_LOG_ERR, -EBADMSG,
+                                     "%s: %s: larger than its content allows", where(rb), key);
         const char *e = cas_objstore_last_error();
         return cas_log_errno(CAS_LOG_ERR, r, "%s", e && *e ? e : strerror(-r));
 }
@@ -104,7 +104,8 @@ static int ensure_listed(remote_blobstore *rb)
         }
         if (r < 0 && r != -ENOENT) {
                 rb->listed = r;
-                return transfer_failed(rb, r, "listing");
+                /* no listing (http): asked per object instead */
+                return r == -EOPNOTSUPP ? r : transfer_failed(rb, r, "listing");
         }
         rb->listed = 1;
         return 0;
@@ -126,7 +127,8 @@ static int has_object(remote_blobstore *rb, const cas_digest *d, uint64_t bit)
         if (r >= 0)
                 return 0;
         cas_layout_key(bit == KNOWN_CHUNK ? CAS_LAYOUT_CHUNKS : CAS_LAYOUT_BLOBS, d, key);
-        r = cas_objstore_head(rb->os, key, NULL);
+        uint64_t size;
+        r = cas_objstore_head(rb->os, key, &size);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -153,7 +155,8 @@ static int decode_chunk(remote_blobstore *rb, const char *key, const void *z, si
         cas_layout_error e;
         int r = cas_layout_chunk_decode(z, zlen, d, size, ret, ret_len, &e);
         if (r == -EBADMSG)
-                return cas_log_errno(CAS_LOG_ERR, r, "%s: chunk %s is corrupt: %s", where(rb), key, e.reason);
+                return cas_log_errno(CAS_LOG_ERR, r, "%s: chunk %s is corrupt: %s", where(rb), key,
+                                     e.reason);
         return r;
 }
 
@@ -187,7 +190,8 @@ static int reader_from_bytes(const void *buf, size_t len, cas_blob_reader **ret)
 }
 
 /* A blob that is one chunk. -ENOENT when there is no such chunk. */
-static int open_chunk(remote_blobstore *rb, const cas_digest *d, uint64_t size, cas_blob_reader **ret)
+static int open_chunk(remote_blobstore *rb, const cas_digest *d, uint64_t size,
+                      cas_blob_reader **ret)
 {
         char key[CAS_LAYOUT_KEY_MAX];
         _cleanup_free_ void *z = NULL, *buf = NULL;
@@ -224,10 +228,15 @@ static void chunk_done(int r, const char *key, void *z, size_t zlen, void *userd
         _cleanup_free_ void *buf = NULL;
         size_t len;
 
-        if (r >= 0 && a->r >= 0)
+        /* after a failure the blob is lost anyway: one line says why */
+        if (a->r < 0) {
+                free(z);
+                return;
+        }
+        if (r >= 0)
                 r = decode_chunk(a->rb, key, z, zlen, &a->chunks[j->i].digest, a->chunks[j->i].size,
                                  &buf, &len);
-        else if (r < 0)
+        else
                 r = r == -ENOENT ? cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: chunk %s is missing",
                                                  where(a->rb), key)
                                  : transfer_failed(a->rb, r, key);
@@ -241,7 +250,8 @@ static void chunk_done(int r, const char *key, void *z, size_t zlen, void *userd
 /* A blob of several chunks: its index, then the chunks in parallel into a
  * memory file, then the whole blob against its digest. -ENOENT when there is
  * no index. */
-static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size, cas_blob_reader **ret)
+static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size,
+                      cas_blob_reader **ret)
 {
         char key[CAS_LAYOUT_KEY_MAX], ckey[CAS_LAYOUT_KEY_MAX];
         _cleanup_free_ void *buf = NULL;
@@ -260,11 +270,12 @@ static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size, 
                 return transfer_failed(rb, r, key);
         r = cas_layout_blob_index_decode(buf, len, size, &chunks, &n, &total, &e);
         if (r < 0)
-                return cas_log_errno(CAS_LOG_ERR, r, "%s: blob index %s is corrupt: %s", where(rb), key,
-                                     e.reason);
+                return cas_log_errno(CAS_LOG_ERR, r, "%s: blob index %s is corrupt: %s", where(rb),
+                                     key, e.reason);
         if (total > SIZE_MAX / 2)
-                return cas_log_errno(CAS_LOG_ERR, -EFBIG, "%s: blob %s of %" PRIu64 " bytes is too large",
-                                     where(rb), key, total);
+                return cas_log_errno(CAS_LOG_ERR, -EFBIG,
+                                     "%s: blob %s of %" PRIu64 " bytes is too large", where(rb),
+                                     key, total);
         offsets = calloc(n, sizeof(*offsets));
         jobs = calloc(n, sizeof(*jobs));
         if (!offsets || !jobs)
@@ -283,7 +294,8 @@ static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size, 
         for (size_t i = 0; r >= 0 && a.r >= 0 && i < n; i++) {
                 jobs[i] = (chunk_job){&a, i};
                 cas_layout_key(CAS_LAYOUT_CHUNKS, &chunks[i].digest, ckey);
-                r = cas_objstore_batch_get(b, ckey, stored_max(chunks[i].size), chunk_done, &jobs[i]);
+                r = cas_objstore_batch_get(b, ckey, stored_max(chunks[i].size), chunk_done,
+                                           &jobs[i]);
         }
         if (b) {
                 int k = cas_objstore_batch_wait(b);
@@ -298,9 +310,10 @@ static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size, 
                 cas_digest got;
                 cas_digest_of(a.map, (size_t)total, &got);
                 if (!cas_digest_eq(&got, d))
-                        r = cas_log_errno(CAS_LOG_ERR, -EBADMSG,
-                                          "%s: blob index %s is corrupt: its chunks do not make up the blob",
-                                          where(rb), key);
+                        r = cas_log_errno(
+                            CAS_LOG_ERR, -EBADMSG,
+                            "%s: blob index %s is corrupt: its chunks do not make up the blob",
+                            where(rb), key);
         }
         munmap(a.map, (size_t)total);
         if (r < 0)
@@ -416,9 +429,8 @@ static int remote_put_buffer(cas_blobstore *bs, const cas_digest *d, const void 
                 *ret_existed = 1;
                 return 0;
         }
-        r = has_object(rb, d, n <= CAS_CHUNK_MIN ? KNOWN_CHUNK : KNOWN_INDEX);
-        if (r == 0 && n > CAS_CHUNK_MIN && cas_chunker_next(buf, n) == n)
-                r = has_object(rb, d, KNOWN_CHUNK);
+        /* there as a chunk or an index, whoever cut it */
+        r = remote_has(bs, d);
         if (r != 0) {
                 *ret_existed = r > 0;
                 return r < 0 ? r : 0;
@@ -547,19 +559,19 @@ static void remote_free(cas_blobstore *bs)
 }
 
 static const blobstore_ops remote_ops = {
-        .stat = remote_stat,
-        .has = remote_has,
-        .open = remote_open,
-        .open_sized = remote_open_sized,
-        .put_buffer = remote_put_buffer,
-        .put_file = remote_put_file,
-        .sync = remote_sync,
-        .foreach = remote_foreach,
-        .remove = remote_remove,
-        .put_outboard = remote_put_outboard,
-        .get_outboard = remote_get_outboard,
-        .has_outboard = remote_has_outboard,
-        .free = remote_free,
+    .stat = remote_stat,
+    .has = remote_has,
+    .open = remote_open,
+    .open_sized = remote_open_sized,
+    .put_buffer = remote_put_buffer,
+    .put_file = remote_put_file,
+    .sync = remote_sync,
+    .foreach = remote_foreach,
+    .remove = remote_remove,
+    .put_outboard = remote_put_outboard,
+    .get_outboard = remote_get_outboard,
+    .has_outboard = remote_has_outboard,
+    .free = remote_free,
 };
 
 int cas_blobstore_open_remote(cas_objstore *os, cas_blobstore **ret)

@@ -61,32 +61,32 @@ int cas_blobstore_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader *
 int cas_blobstore_open_sized(cas_blobstore *bs, const cas_digest *d, uint64_t size,
                              cas_blob_reader **ret)
 {
-        cas_blob_reader *r;
-        int k;
+        cas_blob_reader *rd;
+        int r;
 
         if (bs->ops->open_sized)
                 return bs->ops->open_sized(bs, d, size, ret);
-        k = bs->ops->open(bs, d, &r);
-        if (k < 0)
-                return k;
-        if (r->size != size) {
-                cas_blob_reader_free(r);
+        r = bs->ops->open(bs, d, &rd);
+        if (r < 0)
+                return r;
+        if (rd->size != size) {
+                cas_blob_reader_free(rd);
                 return -EBADMSG;
         }
-        *ret = r;
+        *ret = rd;
         return 0;
 }
 
 int cas_blob_reader_new_fd(int fd, uint64_t size, cas_blob_reader **ret)
 {
-        cas_blob_reader *r = calloc(1, sizeof(*r));
+        cas_blob_reader *rd = calloc(1, sizeof(*rd));
 
-        if (!r)
+        if (!rd)
                 return -ENOMEM;
-        r->fd = fd;
-        r->direct_fd = -2;
-        r->size = size;
-        *ret = r;
+        rd->fd = fd;
+        rd->direct_fd = -2;
+        rd->size = size;
+        *ret = rd;
         return 0;
 }
 

@@ -8,7 +8,7 @@
 #include "macro.h"
 
 #define COPY_BUFFER (1u << 20)
-#define JOBS_MAX 256
+#define JOBS_MAX    256
 
 typedef struct blob_ref {
         cas_digest d;
@@ -67,7 +67,8 @@ static int want_blob(copy_ctx *c, const cas_digest *d, uint64_t size)
                 return r;
         r = cas_blobstore_has(c->dst->blobs, d);
         if (r < 0)
-                return fail(c, r, "blob %s in %s: %s", cas_digest_to_text(d, text), c->dst->path, strerror(-r));
+                return fail(c, r, "blob %s in %s: %s", cas_digest_to_text(d, text), c->dst->path,
+                            strerror(-r));
         if (r > 0) {
                 if (c->progress)
                         c->progress->blobs_present++;
@@ -96,8 +97,8 @@ static int collect_dir(const cas_digest *d, const cas_directory *dir, int error,
         int r;
 
         if (!dir)
-                return fail(c, error, "directory %s in %s %s", cas_digest_to_text(d, text), c->src->path,
-                            what(error));
+                return fail(c, error, "directory %s in %s %s", cas_digest_to_text(d, text),
+                            c->src->path, what(error));
         if (c->n_dirs == c->alloc_dirs) {
                 size_t na = c->alloc_dirs ? c->alloc_dirs * 2 : 256;
                 cas_directory **nd = realloc(c->dirs, na * sizeof(*nd));
@@ -138,7 +139,8 @@ static int copy_blob(copy_ctx *c, const blob_ref *b, uint8_t *buf)
 
         r = cas_blobstore_open_sized(c->src->blobs, &b->d, b->size, &rd);
         if (r < 0)
-                return fail(c, r, "blob %s in %s %s", cas_digest_to_text(&b->d, text), c->src->path, what(r));
+                return fail(c, r, "blob %s in %s %s", cas_digest_to_text(&b->d, text), c->src->path,
+                            what(r));
         r = cas_blobstore_writer_new(c->dst->blobs, &w);
         if (r < 0)
                 return r;
@@ -147,14 +149,14 @@ static int copy_blob(copy_ctx *c, const blob_ref *b, uint8_t *buf)
                 if (n <= 0) {
                         cas_blob_writer_abort(w);
                         r = n < 0 ? (int)n : -EIO;
-                        return fail(c, r, "blob %s in %s: reading: %s", cas_digest_to_text(&b->d, text),
-                                    c->src->path, strerror(-r));
+                        return fail(c, r, "blob %s in %s: reading: %s",
+                                    cas_digest_to_text(&b->d, text), c->src->path, strerror(-r));
                 }
                 r = cas_blob_writer_write(w, buf, (size_t)n);
                 if (r < 0) {
                         cas_blob_writer_abort(w);
-                        return fail(c, r, "blob %s to %s: %s", cas_digest_to_text(&b->d, text), c->dst->path,
-                                    strerror(-r));
+                        return fail(c, r, "blob %s to %s: %s", cas_digest_to_text(&b->d, text),
+                                    c->dst->path, strerror(-r));
                 }
                 off += (uint64_t)n;
                 if (c->progress)
@@ -162,10 +164,11 @@ static int copy_blob(copy_ctx *c, const blob_ref *b, uint8_t *buf)
         }
         r = cas_blob_writer_commit(w, &got, NULL, &existed);
         if (r < 0)
-                return fail(c, r, "blob %s to %s: %s", cas_digest_to_text(&b->d, text), c->dst->path,
-                            strerror(-r));
+                return fail(c, r, "blob %s to %s: %s", cas_digest_to_text(&b->d, text),
+                            c->dst->path, strerror(-r));
         if (!cas_digest_eq(&got, &b->d))
-                return fail(c, -EBADMSG, "blob %s in %s is corrupt (its bytes do not match the digest)",
+                return fail(c, -EBADMSG,
+                            "blob %s in %s is corrupt (its bytes do not match the digest)",
                             cas_digest_to_text(&b->d, text), c->src->path);
         if (c->progress) {
                 c->progress->blobs_done++;
@@ -233,14 +236,16 @@ static int same_root(cas_store *dst, const cas_node *root)
 int cas_copy_root(cas_store *src, cas_store *dst, const cas_node *root, const cas_copy_options *o,
                   char **ret_error)
 {
-        copy_ctx c = {.src = src, .dst = dst, .progress = o ? o->progress : NULL,
+        copy_ctx c = {.src = src,
+                      .dst = dst,
+                      .progress = o ? o->progress : NULL,
                       .lock = PTHREAD_MUTEX_INITIALIZER};
         char text[CAS_DIGEST_TEXT_MAX];
         int r = 0;
 
         if (c.progress)
                 c.progress->blobs_wanted = c.progress->bytes_wanted = c.progress->blobs_done =
-                        c.progress->bytes_done = 0;
+                    c.progress->bytes_done = 0;
         /* the same root there already: everything it reaches is there too */
         if (same_root(dst, root))
                 goto finish;
@@ -254,8 +259,8 @@ int cas_copy_root(cas_store *src, cas_store *dst, const cas_node *root, const ca
                 else if (r == 0)
                         r = cas_metastore_walk(src->meta, &root->digest, collect_dir, &c);
                 else
-                        fail(&c, r, "directory %s in %s: %s", cas_digest_to_text(&root->digest, text),
-                             dst->path, strerror(-r));
+                        fail(&c, r, "directory %s in %s: %s",
+                             cas_digest_to_text(&root->digest, text), dst->path, strerror(-r));
         }
         if (r < 0 || c.error)
                 goto finish;
@@ -281,8 +286,10 @@ int cas_copy_root(cas_store *src, cas_store *dst, const cas_node *root, const ca
                 r = cas_metastore_put_closure(dst->meta, rev, c.n_dirs, NULL, &err);
                 if (r < 0) {
                         char why[200];
-                        fail(&c, r, "directory %s to %s: %s", cas_digest_to_text(&root->digest, text),
-                             dst->path, r == -EBADMSG ? cas_error_format(&err, why, sizeof(why)) : strerror(-r));
+                        fail(&c, r, "directory %s to %s: %s",
+                             cas_digest_to_text(&root->digest, text), dst->path,
+                             r == -EBADMSG ? cas_error_format(&err, why, sizeof(why))
+                                           : strerror(-r));
                         goto finish;
                 }
                 if (c.progress)

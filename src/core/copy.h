@@ -14,17 +14,18 @@
 /* Counters a caller may watch from another thread (progress) and read at
  * the end (the summary). */
 typedef struct cas_copy_progress {
-        _Atomic uint64_t blobs_wanted, bytes_wanted; /* of the current root, not in the destination */
-        _Atomic uint64_t blobs_done, bytes_done;     /* of those, copied */
-        _Atomic uint64_t blobs_sent, bytes_sent;     /* over all roots: blobs written */
-        _Atomic uint64_t blobs_present;              /* over all roots: found there already */
-        _Atomic uint64_t trees_sent;                 /* directory closures written */
-        _Atomic uint64_t roots_sent;                 /* roots written (not those already the same) */
+        _Atomic uint64_t blobs_wanted,
+            bytes_wanted;                        /* of the current root, not in the destination */
+        _Atomic uint64_t blobs_done, bytes_done; /* of those, copied */
+        _Atomic uint64_t blobs_sent, bytes_sent; /* over all roots: blobs written */
+        _Atomic uint64_t blobs_present;          /* over all roots: found there already */
+        _Atomic uint64_t trees_sent;             /* directory closures written */
+        _Atomic uint64_t roots_sent;             /* roots written (not those already the same) */
 } cas_copy_progress;
 
 typedef struct cas_copy_options {
-        unsigned jobs;                /* blobs copied at once; 0: 32 */
-        cas_copy_progress *progress;  /* optional */
+        unsigned jobs;               /* blobs copied at once; 0: 32 */
+        cas_copy_progress *progress; /* optional */
 } cas_copy_options;
 
 /* Copies root (a node of src's registry) into dst under its name. On failure

@@ -94,9 +94,11 @@ static int zstd_decompress(const void *z, size_t zlen, size_t limit, void **ret,
         if (stated == ZSTD_CONTENTSIZE_ERROR)
                 return refuse(e, "not zstd-compressed data");
         if (stated != ZSTD_CONTENTSIZE_UNKNOWN && stated > limit)
-                return refuse(e, "decompresses to %llu bytes, more than the %zu allowed", stated, limit);
+                return refuse(e, "decompresses to %llu bytes, more than the %zu allowed", stated,
+                              limit);
         /* room for one byte more than allowed, so that too much shows */
-        cap = stated != ZSTD_CONTENTSIZE_UNKNOWN ? (size_t)stated + 1 : MIN(limit, (size_t)1 << 20) + 1;
+        cap = stated != ZSTD_CONTENTSIZE_UNKNOWN ? (size_t)stated + 1
+                                                 : MIN(limit, (size_t)1 << 20) + 1;
         out = malloc(cap);
         if (!out)
                 return -ENOMEM;
@@ -109,7 +111,9 @@ static int zstd_decompress(const void *z, size_t zlen, size_t limit, void **ret,
                         uint8_t *n = ncap > cap ? realloc(out, ncap) : NULL;
                         if (!n) {
                                 ZSTD_freeDCtx(dctx);
-                                return ncap > cap ? -ENOMEM : refuse(e, "decompresses to more than %zu bytes", limit);
+                                return ncap > cap ? -ENOMEM
+                                                  : refuse(e, "decompresses to more than %zu bytes",
+                                                           limit);
                         }
                         out = n;
                         cap = ncap;
@@ -147,7 +151,8 @@ int cas_layout_chunk_decode(const void *z, size_t zlen, const cas_digest *d, uin
                             void **ret, size_t *ret_len, cas_layout_error *e)
 {
         _cleanup_free_ void *out = NULL;
-        size_t limit = size == UINT64_MAX ? CAS_LAYOUT_CHUNK_UNKNOWN_MAX : (size_t)MIN(size, (uint64_t)SIZE_MAX - 1);
+        size_t limit = size == UINT64_MAX ? CAS_LAYOUT_CHUNK_UNKNOWN_MAX
+                                          : (size_t)MIN(size, (uint64_t)SIZE_MAX - 1);
         size_t len;
         cas_digest got;
         int r;
@@ -171,8 +176,10 @@ int cas_layout_blob_index_encode(const cas_chunk_ref *chunks, size_t n, uint8_t 
                                  size_t *ret_len)
 {
         Tvix__Castore__V1__StatBlobResponse m = TVIX__CASTORE__V1__STAT_BLOB_RESPONSE__INIT;
-        _cleanup_free_ Tvix__Castore__V1__StatBlobResponse__ChunkMeta *metas = calloc(n ?: 1, sizeof(*metas));
-        _cleanup_free_ Tvix__Castore__V1__StatBlobResponse__ChunkMeta **ptrs = calloc(n ?: 1, sizeof(*ptrs));
+        _cleanup_free_ Tvix__Castore__V1__StatBlobResponse__ChunkMeta *metas =
+            calloc(n ?: 1, sizeof(*metas));
+        _cleanup_free_ Tvix__Castore__V1__StatBlobResponse__ChunkMeta **ptrs =
+            calloc(n ?: 1, sizeof(*ptrs));
         uint8_t *out;
         size_t len;
 
@@ -239,7 +246,8 @@ int cas_layout_blob_index_decode(const void *buf, size_t len, uint64_t size, cas
                 chunks[i].size = c->size;
         }
         if (size != UINT64_MAX && total != size) {
-                r = refuse(e, "chunk sizes add up to %" PRIu64 " bytes, the blob has %" PRIu64, total, size);
+                r = refuse(e, "chunk sizes add up to %" PRIu64 " bytes, the blob has %" PRIu64,
+                           total, size);
                 goto finish;
         }
         *ret = TAKE_PTR(chunks);
@@ -291,7 +299,8 @@ static int frame_next(const uint8_t *buf, size_t len, size_t *pos, const uint8_t
                 return 0;
         if (len - p < 4)
                 return -EBADMSG;
-        n = (uint32_t)buf[p] << 24 | (uint32_t)buf[p + 1] << 16 | (uint32_t)buf[p + 2] << 8 | buf[p + 3];
+        n = (uint32_t)buf[p] << 24 | (uint32_t)buf[p + 1] << 16 | (uint32_t)buf[p + 2] << 8 |
+            buf[p + 3];
         p += 4;
         if (n > len - p)
                 return -EBADMSG;
@@ -405,8 +414,8 @@ int cas_layout_dirs_decode(const void *z, size_t zlen, const cas_digest *top, ca
                         goto finish;
                 }
                 if (!cas_digest_map_get(&named, &d, &state)) {
-                        r = refuse(e, "directory frame %zu (%s) is named by no directory before it", n,
-                                   cas_digest_to_text(&d, text));
+                        r = refuse(e, "directory frame %zu (%s) is named by no directory before it",
+                                   n, cas_digest_to_text(&d, text));
                         goto finish;
                 }
                 if (state == 2) {
@@ -474,9 +483,12 @@ int cas_layout_dirs_decode(const void *z, size_t zlen, const cas_digest *top, ca
                                 goto finish;
                         }
                         if (sizes[idx] != c->size) {
-                                r = refuse(e, "entry '%.*s' of %s has size %" PRIu64 ", its directory %" PRIu64,
+                                r = refuse(e,
+                                           "entry '%.*s' of %s has size %" PRIu64
+                                           ", its directory %" PRIu64,
                                            (int)MIN(c->name_len, 64u), c->name,
-                                           cas_digest_to_text(&digests[k], text), c->size, sizes[idx]);
+                                           cas_digest_to_text(&digests[k], text), c->size,
+                                           sizes[idx]);
                                 goto finish;
                         }
                 }

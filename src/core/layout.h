@@ -17,21 +17,21 @@
 #define CAS_LAYOUT_KEY_MAX 96
 
 #define CAS_LAYOUT_CHUNKS "chunks/b3/"
-#define CAS_LAYOUT_BLOBS "blobs/b3/"
-#define CAS_LAYOUT_DIRS "dirs/b3/"
-#define CAS_LAYOUT_ROOTS "roots/"
+#define CAS_LAYOUT_BLOBS  "blobs/b3/"
+#define CAS_LAYOUT_DIRS   "dirs/b3/"
+#define CAS_LAYOUT_ROOTS  "roots/"
 /* The list of roots for readers that cannot list (http), rewritten by every
  * writer after each change of roots/. */
 #define CAS_LAYOUT_ROOTS_INDEX "roots.index"
 
 /* Limits on what a reader accepts (an object over its limit is corrupt). */
-#define CAS_LAYOUT_CHUNK_STORED_MAX (1u << 30)   /* compressed chunk, when its size is known */
+#define CAS_LAYOUT_CHUNK_STORED_MAX  (1u << 30)  /* compressed chunk, when its size is known */
 #define CAS_LAYOUT_CHUNK_UNKNOWN_MAX (64u << 20) /* a chunk read without a known size */
-#define CAS_LAYOUT_BLOB_INDEX_MAX (16u << 20)
-#define CAS_LAYOUT_DIRS_STORED_MAX (256u << 20)
-#define CAS_LAYOUT_DIRS_MAX (1u << 30) /* a closure, uncompressed */
-#define CAS_LAYOUT_ROOT_MAX (64u << 10)
-#define CAS_LAYOUT_ROOTS_INDEX_MAX (64u << 20)
+#define CAS_LAYOUT_BLOB_INDEX_MAX    (16u << 20)
+#define CAS_LAYOUT_DIRS_STORED_MAX   (256u << 20)
+#define CAS_LAYOUT_DIRS_MAX          (1u << 30) /* a closure, uncompressed */
+#define CAS_LAYOUT_ROOT_MAX          (64u << 10)
+#define CAS_LAYOUT_ROOTS_INDEX_MAX   (64u << 20)
 
 /* prefix: one of the CAS_LAYOUT_{CHUNKS,BLOBS,DIRS} above. */
 void cas_layout_key(const char *prefix, const cas_digest *d, char key[static CAS_LAYOUT_KEY_MAX]);

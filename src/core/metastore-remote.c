@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "digestmap.h"
 #include "layout.h"
@@ -30,6 +31,7 @@ typedef struct remote_metastore {
         dir_rec *recs;
         size_t n_recs, alloc_recs;
         cas_digest_map tops; /* dirs/ objects known to be there */
+        _Atomic int tops_listed; /* 1: tops holds the listing of dirs/; -1: it failed */
 } remote_metastore;
 
 #define REMOTE(ms) ((remote_metastore *)(ms))
@@ -44,7 +46,8 @@ static int transfer_failed(remote_metastore *rm, int r, const char *key)
         if (r == -ENOENT || r == -ENOMEM)
                 return r;
         if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than allowed", where(rm), key);
+                return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than allowed",
+                                     where(rm), key);
         const char *e = cas_objstore_last_error();
         return cas_log_errno(CAS_LOG_ERR, r, "%s", e && *e ? e : strerror(-r));
 }
@@ -67,7 +70,8 @@ static int remember(remote_metastore *rm, const cas_digest *d, const void *buf, 
         copy = malloc(len ?: 1);
         if (!copy)
                 return -ENOMEM;
-        memcpy(copy, buf, len);
+        if (len) /* the empty directory's bytes are none (and may be NULL) */
+                memcpy(copy, buf, len);
         int r = cas_digest_map_put(&rm->dirs, d, rm->n_recs);
         if (r < 0) {
                 free(copy);
@@ -123,8 +127,8 @@ static int fetch_closure(remote_metastore *rm, const cas_digest *top)
                 r = cas_digest_map_put(&rm->tops, top, 1);
         pthread_mutex_unlock(&rm->lock);
         if (r == -EBADMSG)
-                return cas_log_errno(CAS_LOG_ERR, r, "%s: directory closure %s is corrupt: %s", where(rm),
-                                     key, e.reason);
+                return cas_log_errno(CAS_LOG_ERR, r, "%s: directory closure %s is corrupt: %s",
+                                     where(rm), key, e.reason);
         return r < 0 ? r : 0;
 }
 
@@ -143,26 +147,6 @@ static int remote_get_dir(cas_metastore *ms, const cas_digest *d, void **ret, si
         return recall(rm, d, ret, ret_len);
 }
 
-static int remote_has_dir(cas_metastore *ms, const cas_digest *d)
-{
-        remote_metastore *rm = REMOTE(ms);
-        char key[CAS_LAYOUT_KEY_MAX];
-        int r;
-
-        /* only a top has its own object: a directory known from inside
-         * another's closure is not one a root could point at */
-        pthread_mutex_lock(&rm->lock);
-        bool found = cas_digest_map_get(&rm->tops, d, NULL);
-        pthread_mutex_unlock(&rm->lock);
-        if (found)
-                return 1;
-        cas_layout_key(CAS_LAYOUT_DIRS, d, key);
-        r = cas_objstore_head(rm->os, key, NULL);
-        if (r == -ENOENT)
-                return 0;
-        return r < 0 ? transfer_failed(rm, r, key) : 1;
-}
-
 static int lookup_cb(const cas_digest *d, const void **ret, size_t *ret_len, void *userdata)
 {
         remote_metastore *rm = userdata;
@@ -174,6 +158,8 @@ static int lookup_cb(const cas_digest *d, const void **ret, size_t *ret_len, voi
         *ret_len = rm->recs[i].len;
         return 0;
 }
+
+static int remote_has_dir(cas_metastore *ms, const cas_digest *d);
 
 /* The metastore above checked the closure (leaves first, sizes, one root);
  * here it becomes one object, named by its root, holding everything below. */
@@ -204,10 +190,17 @@ static int remote_put_dirs(cas_metastore *ms, const cas_digest *ds, uint8_t *con
                         top = &ds[i];
         if (r >= 0 && !top)
                 r = -EBADMSG;
-        if (r >= 0)
-                r = cas_layout_dirs_encode(top, lookup_cb, rm, &z, &zlen);
         pthread_mutex_unlock(&rm->lock);
         cas_digest_map_done(&referenced);
+        if (r < 0)
+                return r;
+        /* stored before (its object holds the same closure): not again */
+        r = remote_has_dir(ms, top);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        pthread_mutex_lock(&rm->lock);
+        r = cas_layout_dirs_encode(top, lookup_cb, rm, &z, &zlen);
+        pthread_mutex_unlock(&rm->lock);
         if (r < 0)
                 return r;
         cas_layout_key(CAS_LAYOUT_DIRS, top, key);
@@ -239,7 +232,35 @@ static int list_tops(remote_metastore *rm)
         int r = cas_objstore_list(rm->os, CAS_LAYOUT_DIRS, top_list_cb, rm);
         if (r == -ENOENT)
                 return 0;
+        if (r == -EOPNOTSUPP)
+                return r; /* http: the caller asks per object */
         return r < 0 ? transfer_failed(rm, r, CAS_LAYOUT_DIRS) : 0;
+}
+
+static int remote_has_dir(cas_metastore *ms, const cas_digest *d)
+{
+        remote_metastore *rm = REMOTE(ms);
+        char key[CAS_LAYOUT_KEY_MAX];
+        uint64_t size;
+        int r;
+
+        /* dirs/ is listed once, rather than asked about each tree */
+        if (rm->tops_listed == 0)
+                rm->tops_listed = list_tops(rm) < 0 ? -1 : 1;
+        /* only a top has its own object: a directory known from inside
+         * another's closure is not one a root could point at */
+        pthread_mutex_lock(&rm->lock);
+        bool found = cas_digest_map_get(&rm->tops, d, NULL);
+        pthread_mutex_unlock(&rm->lock);
+        if (found)
+                return 1;
+        if (rm->tops_listed > 0)
+                return 0;
+        cas_layout_key(CAS_LAYOUT_DIRS, d, key);
+        r = cas_objstore_head(rm->os, key, &size);
+        if (r == -ENOENT)
+                return 0;
+        return r < 0 ? transfer_failed(rm, r, key) : 1;
 }
 
 /* Every directory of every closure: each top's object is fetched and
@@ -313,7 +334,8 @@ static int name_list_cb(const char *key, uint64_t size, void *userdata)
         name_list *l = userdata;
         const char *name = key + strlen(CAS_LAYOUT_ROOTS);
 
-        if (strncmp(key, CAS_LAYOUT_ROOTS, strlen(CAS_LAYOUT_ROOTS)) != 0 || !*name || strchr(name, '/'))
+        if (strncmp(key, CAS_LAYOUT_ROOTS, strlen(CAS_LAYOUT_ROOTS)) != 0 || !*name ||
+            strchr(name, '/'))
                 return 0;
         if (l->n == l->alloc) {
                 size_t na = l->alloc ? l->alloc * 2 : 32;
@@ -357,7 +379,8 @@ static int each_listed_root(remote_metastore *rm, raw_root_each each, void *user
                 name_list_done(&l);
                 return r;
         }
-        qsort(l.names, l.n, sizeof(char *), name_cmp);
+        if (l.n)
+                qsort(l.names, l.n, sizeof(char *), name_cmp);
         for (size_t i = 0; r == 0 && i < l.n; i++) {
                 _cleanup_free_ void *buf = NULL;
                 size_t len;
@@ -414,7 +437,8 @@ static int remote_foreach_root(cas_metastore *ms, raw_root_cb cb, void *userdata
         if (r != -EOPNOTSUPP)
                 return r < 0 ? transfer_failed(rm, r, CAS_LAYOUT_ROOTS) : r;
         /* no listing (http): the index the writers keep */
-        r = cas_objstore_get(rm->os, CAS_LAYOUT_ROOTS_INDEX, CAS_LAYOUT_ROOTS_INDEX_MAX, &buf, &len);
+        r = cas_objstore_get(rm->os, CAS_LAYOUT_ROOTS_INDEX, CAS_LAYOUT_ROOTS_INDEX_MAX, &buf,
+                             &len);
         if (r == -ENOENT)
                 return 0; /* no root was ever written */
         if (r < 0)
@@ -422,7 +446,8 @@ static int remote_foreach_root(cas_metastore *ms, raw_root_cb cb, void *userdata
         index_ctx c = {cb, userdata};
         r = cas_layout_roots_index_decode(buf, len, index_entry_cb, &c);
         if (r == -EBADMSG)
-                return cas_log_errno(CAS_LOG_ERR, r, "%s: %s is corrupt", where(rm), CAS_LAYOUT_ROOTS_INDEX);
+                return cas_log_errno(CAS_LOG_ERR, r, "%s: %s is corrupt", where(rm),
+                                     CAS_LAYOUT_ROOTS_INDEX);
         return r;
 }
 
@@ -488,6 +513,12 @@ static int remote_put_roots(cas_metastore *ms, const char *const *names, uint8_t
 
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 _cleanup_free_ char *key = NULL;
+                for (const char *p = names[i]; *p; p++)
+                        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                                return cas_log_errno(
+                                    CAS_LOG_ERR, -EINVAL,
+                                    "%s: a root name with control characters cannot be a key there",
+                                    where(rm));
                 r = cas_layout_root_key(names[i], &key);
                 if (r < 0)
                         break;
@@ -540,19 +571,19 @@ static void remote_free(cas_metastore *ms)
 }
 
 static const metastore_ops remote_ops = {
-        .get_dir = remote_get_dir,
-        .has_dir = remote_has_dir,
-        .put_dirs = remote_put_dirs,
-        .foreach_dir = remote_foreach_dir,
-        .remove_dirs = remote_remove_dirs,
-        .put_roots = remote_put_roots,
-        .get_root = remote_get_root,
-        .foreach_root = remote_foreach_root,
-        .generation = remote_generation,
-        .statcache_get = remote_statcache_get,
-        .statcache_put = remote_statcache_put,
-        .statcache_prune = remote_statcache_prune,
-        .free = remote_free,
+    .get_dir = remote_get_dir,
+    .has_dir = remote_has_dir,
+    .put_dirs = remote_put_dirs,
+    .foreach_dir = remote_foreach_dir,
+    .remove_dirs = remote_remove_dirs,
+    .put_roots = remote_put_roots,
+    .get_root = remote_get_root,
+    .foreach_root = remote_foreach_root,
+    .generation = remote_generation,
+    .statcache_get = remote_statcache_get,
+    .statcache_put = remote_statcache_put,
+    .statcache_prune = remote_statcache_prune,
+    .free = remote_free,
 };
 
 int cas_metastore_open_remote(cas_objstore *os, cas_metastore **ret)

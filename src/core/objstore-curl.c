@@ -85,6 +85,7 @@ typedef struct xfer {
         void *userdata;
         uint64_t due_usec;
         int result;    /* once finished */
+        char *error;   /* its error line, once finished with an error */
         uint64_t size; /* a head's answer */
         struct xfer *next;
 } xfer;
@@ -360,14 +361,15 @@ static int xfer_setup(xfer *x, CURL *h, CURLSH *share)
         r = xfer_path(x, &path);
         if (r < 0)
                 return r;
-        if (asprintf(&url, "%s%s%s%s", os->base_url, path, x->query ? "?" : "",
-                     x->query ?: "") < 0) {
+        if (objstore_asprintf(&url, "%s%s%s%s", os->base_url, path, x->query ? "?" : "",
+                              x->query ?: "") < 0) {
                 url = NULL;
                 return -ENOMEM;
         }
-        /* the Host header is set, not left to curl, as it is signed */
-        if ((r = add_header(x, "Host: %s", os->host_header)) < 0 ||
-            (r = add_header(x, "Expect:")) < 0)
+        /* S3: the Host header is set, not left to curl, as it is signed */
+        if (os->kind == OBJSTORE_S3 && (r = add_header(x, "Host: %s", os->host_header)) < 0)
+                return r;
+        if ((r = add_header(x, "Expect:")) < 0)
                 return r;
         if (x->range && (r = add_header(x, "Range: bytes=%" PRIu64 "-%" PRIu64, x->range_off,
                                         x->range_off + x->range_n - 1)) < 0)
@@ -861,7 +863,7 @@ static int s3_list_pages(cas_objstore *os, const char *op, const char *prefix, u
         int r;
 
         l.strip = os->prefix[0] ? strlen(os->prefix) + 1 : 0;
-        if (asprintf(&full, "%s%s%s", os->prefix, os->prefix[0] ? "/" : "", prefix) < 0)
+        if (objstore_asprintf(&full, "%s%s%s", os->prefix, os->prefix[0] ? "/" : "", prefix) < 0)
                 return -ENOMEM;
         for (;;) {
                 _cleanup_(xfer_donep) xfer *xp = NULL;
@@ -940,11 +942,12 @@ static int curl_create(cas_objstore *os)
         if (r < 0)
                 return r;
         if (strcmp(os->region, "us-east-1") != 0) {
-                if (asprintf(&body,
-                             "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/"
-                             "2006-03-01/\"><LocationConstraint>%s</LocationConstraint>"
-                             "</CreateBucketConfiguration>",
-                             os->region) < 0) {
+                if (objstore_asprintf(
+                        &body,
+                        "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/"
+                        "2006-03-01/\"><LocationConstraint>%s</LocationConstraint>"
+                        "</CreateBucketConfiguration>",
+                        os->region) < 0) {
                         body = NULL;
                         xfer_done(&x);
                         return -ENOMEM;
@@ -1092,6 +1095,10 @@ static void finish(objstore_multi *m, xfer *x, int r)
         char *key = TAKE_PTR(x->key);
         cas_objstore_done_cb cb = x->cb;
         void *userdata = x->userdata;
+        /* other transfers ended since: the line of this one, for the callback */
+        if (r < 0 && x->error)
+                objstore_set_last_error(x->error);
+        free(x->error);
         xfer_done(x);
         free(x);
         cb(r, key, r < 0 ? NULL : buf, r < 0 ? 0 : len, userdata);
@@ -1185,6 +1192,8 @@ static int drive(objstore_multi *m)
                 /* finished: callbacks run once the message queue is drained,
                  * as they may queue more */
                 x->result = r;
+                if (r < 0)
+                        x->error = strdup(cas_objstore_last_error());
                 x->next = done;
                 done = x;
         }

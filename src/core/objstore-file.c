@@ -20,7 +20,7 @@ static char *path_of(const cas_objstore *os, const char *key)
 {
         char *p;
 
-        if (asprintf(&p, "%s/%s", os->root, key) < 0)
+        if (objstore_asprintf(&p, "%s/%s", os->root, key) < 0)
                 return NULL;
         return p;
 }
@@ -72,7 +72,7 @@ static int file_create(cas_objstore *os)
         _cleanup_free_ char *p = NULL;
         int r;
 
-        if (asprintf(&p, "%s/", os->root) < 0)
+        if (objstore_asprintf(&p, "%s/", os->root) < 0)
                 return -ENOMEM;
         r = mkdir_parents(p, 1);
         if (r < 0)
@@ -163,9 +163,9 @@ static int file_get_range(cas_objstore *os, const char *key, uint64_t off, size_
  * edit in place changes its size or mtime. */
 static int file_etag(const struct stat *st, char **ret)
 {
-        if (asprintf(ret, "%" PRIx64 "-%" PRIx64 "-%" PRIx64 ".%09ld", (uint64_t)st->st_ino,
-                     (uint64_t)st->st_size, (uint64_t)st->st_mtim.tv_sec,
-                     (long)st->st_mtim.tv_nsec) < 0)
+        if (objstore_asprintf(ret, "%" PRIx64 "-%" PRIx64 "-%" PRIx64 ".%09ld",
+                              (uint64_t)st->st_ino, (uint64_t)st->st_size,
+                              (uint64_t)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -246,7 +246,7 @@ static int file_put(cas_objstore *os, const char *key, const void *buf, size_t l
         if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
                 return file_error(os, negative_errno(), "PUT", key);
         const char *base = strrchr(p, '/') + 1;
-        if (asprintf(&tmp, "%.*s" TMP_PREFIX "%016" PRIx64, (int)(base - p), p, rnd) < 0)
+        if (objstore_asprintf(&tmp, "%.*s" TMP_PREFIX "%016" PRIx64, (int)(base - p), p, rnd) < 0)
                 return -ENOMEM;
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0)
@@ -367,7 +367,7 @@ static int file_list(cas_objstore *os, const char *prefix, cas_objstore_list_cb 
         /* start at the deepest folder the prefix names whole */
         memcpy(st.rel, prefix, len);
         st.rel[len] = 0;
-        if (asprintf(&p, "%s/%s", os->root, st.rel) < 0)
+        if (objstore_asprintf(&p, "%s/%s", os->root, st.rel) < 0)
                 return -ENOMEM;
         fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0) {
@@ -420,7 +420,7 @@ int objstore_file_open(cas_objstore *os, const char *path)
             (n >= 2 && strcmp(os->root + n - 2, "/.") == 0) ||
             (n >= 3 && strcmp(os->root + n - 3, "/..") == 0))
                 return -EINVAL;
-        if (asprintf(&os->address, "file://%s", os->root) < 0) {
+        if (objstore_asprintf(&os->address, "file://%s", os->root) < 0) {
                 os->address = NULL;
                 return -ENOMEM;
         }

@@ -9,6 +9,10 @@
 #include "macro.h"
 #include "objstore.h"
 
+/* asprintf() that leaves NULL behind on failure (glibc leaves the pointer
+ * undefined, and cleanup handlers would free it). */
+int objstore_asprintf(char **ret, const char *fmt, ...) _printf_(2, 3);
+
 /* Keys and prefixes are bounded: S3 allows 1024 bytes per key. */
 #define OBJSTORE_KEY_MAX 1024u
 
@@ -65,6 +69,9 @@ struct cas_objstore {
  * thread and returns error (a negative errno). key may be NULL. */
 int objstore_error(const cas_objstore *os, int error, const char *op, const char *key,
                    const char *fmt, ...) _printf_(5, 6);
+
+/* Sets the calling thread's error line to one saved before. */
+void objstore_set_last_error(const char *line);
 
 /* Whether a key (or, with allow_empty, a prefix) is acceptable: at most
  * OBJSTORE_KEY_MAX bytes, printable, no empty, "." or ".." component. */

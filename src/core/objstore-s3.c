@@ -131,12 +131,12 @@ int s3_sign(const char *method, const char *canonical_uri, const char *canonical
         s3_sha256_hex(creq, len, creq_hash);
 
         /* the string to sign, and the key derived for this day and region */
-        if (asprintf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", amz_date, date,
-                     region, creq_hash) < 0) {
+        if (objstore_asprintf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", amz_date,
+                              date, region, creq_hash) < 0) {
                 sts = NULL;
                 return -ENOMEM;
         }
-        if (asprintf(&k0, "AWS4%s", secret_key) < 0) {
+        if (objstore_asprintf(&k0, "AWS4%s", secret_key) < 0) {
                 k0 = NULL;
                 return -ENOMEM;
         }
@@ -150,10 +150,11 @@ int s3_sign(const char *method, const char *canonical_uri, const char *canonical
         explicit_bzero(k, sizeof(k));
         to_hex(s, 32, sig);
 
-        if (asprintf(ret_authorization,
-                     "AWS4-HMAC-SHA256 Credential=%s/%s/%s/s3/aws4_request, SignedHeaders=%s, "
-                     "Signature=%s",
-                     access_key, date, region, signed_names, sig) < 0)
+        if (objstore_asprintf(
+                ret_authorization,
+                "AWS4-HMAC-SHA256 Credential=%s/%s/%s/s3/aws4_request, SignedHeaders=%s, "
+                "Signature=%s",
+                access_key, date, region, signed_names, sig) < 0)
                 return -ENOMEM;
         return 0;
 }

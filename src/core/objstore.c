@@ -15,6 +15,11 @@ const char *cas_objstore_last_error(void)
         return last_error;
 }
 
+void objstore_set_last_error(const char *line)
+{
+        snprintf(last_error, sizeof(last_error), "%s", line);
+}
+
 int objstore_error(const cas_objstore *os, int error, const char *op, const char *key,
                    const char *fmt, ...)
 {
@@ -28,6 +33,21 @@ int objstore_error(const cas_objstore *os, int error, const char *op, const char
                  key ? " " : "", key ?: "", msg);
         cas_log_debug("objstore: %s", last_error);
         return error;
+}
+
+int objstore_asprintf(char **ret, const char *fmt, ...)
+{
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(ret, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return k;
 }
 
 bool objstore_key_valid(const char *key, bool allow_empty)
@@ -154,7 +174,7 @@ static int parse_url(cas_objstore *os, const char *scheme, const char *rest, boo
                 return -EINVAL;
         if (!allow_path && slash && slash[strspn(slash, "/")])
                 return -EINVAL;
-        if (asprintf(&os->base_url, "%s://%s", scheme, a) < 0) {
+        if (objstore_asprintf(&os->base_url, "%s://%s", scheme, a) < 0) {
                 os->base_url = NULL;
                 return -ENOMEM;
         }
@@ -190,8 +210,8 @@ static int parse_http(cas_objstore *os, const char *address)
         r = parse_prefix(path, &os->prefix);
         if (r < 0)
                 return r;
-        if (asprintf(&os->path_prefix, "%s%s", os->prefix[0] ? "/" : "", os->prefix) < 0 ||
-            asprintf(&os->address, "%s%s", os->base_url, os->path_prefix) < 0)
+        if (objstore_asprintf(&os->path_prefix, "%s%s", os->prefix[0] ? "/" : "", os->prefix) < 0 ||
+            objstore_asprintf(&os->address, "%s%s", os->base_url, os->path_prefix) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -266,8 +286,8 @@ static int parse_s3(cas_objstore *os, const char *address, const cas_objstore_op
                         return -EINVAL;
                 /* path-style, what Ceph RGW and MinIO expect */
                 os->path_style = true;
-                if (asprintf(&os->path_prefix, "/%s%s%s", os->bucket, os->prefix[0] ? "/" : "",
-                             os->prefix) < 0)
+                if (objstore_asprintf(&os->path_prefix, "/%s%s%s", os->bucket,
+                                      os->prefix[0] ? "/" : "", os->prefix) < 0)
                         return -ENOMEM;
         } else {
                 _cleanup_free_ char *host = NULL;
@@ -275,19 +295,19 @@ static int parse_s3(cas_objstore *os, const char *address, const cas_objstore_op
                  * wildcard certificate does not cover */
                 bool vhost = !strchr(os->bucket, '.');
                 os->path_style = !vhost;
-                if (asprintf(&host, "%s%ss3.%s.amazonaws.com", vhost ? os->bucket : "",
-                             vhost ? "." : "", os->region) < 0)
+                if (objstore_asprintf(&host, "%s%ss3.%s.amazonaws.com", vhost ? os->bucket : "",
+                                      vhost ? "." : "", os->region) < 0)
                         return -ENOMEM;
                 r = parse_url(os, "https", host, false, NULL);
                 if (r < 0)
                         return r;
-                if (asprintf(&os->path_prefix, "%s%s%s%s", vhost ? "" : "/",
-                             vhost ? "" : os->bucket, os->prefix[0] ? "/" : "",
-                             os->prefix) < 0)
+                if (objstore_asprintf(&os->path_prefix, "%s%s%s%s", vhost ? "" : "/",
+                                      vhost ? "" : os->bucket, os->prefix[0] ? "/" : "",
+                                      os->prefix) < 0)
                         return -ENOMEM;
         }
-        if (asprintf(&os->address, "s3://%s%s%s", os->bucket, os->prefix[0] ? "/" : "",
-                     os->prefix) < 0)
+        if (objstore_asprintf(&os->address, "s3://%s%s%s", os->bucket, os->prefix[0] ? "/" : "",
+                              os->prefix) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -349,7 +369,11 @@ int cas_objstore_open(const char *address, const cas_objstore_options *o, cas_ob
 
         if (has_prefix(address, "file://")) {
                 os->kind = OBJSTORE_FILE;
-                return objstore_file_open(os, address + 7) ?: (*ret = TAKE_PTR(os), 0);
+                r = objstore_file_open(os, address + 7);
+                if (r < 0)
+                        return r;
+                *ret = TAKE_PTR(os);
+                return 0;
         }
         if (has_prefix(address, "s3://"))
                 r = parse_s3(os, address, o);

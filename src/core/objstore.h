@@ -54,10 +54,13 @@ bool cas_objstore_writable(const cas_objstore *os);
 const char *cas_objstore_last_error(void);
 
 /* Checks that the store answers and exists (the bucket, the folder, the
- * server), with one request. */
+ * server), with one request. s3://: a listing of one key (a missing bucket
+ * is -ENOENT, "no such bucket NAME"); http(s)://: the prefix's folder
+ * answers (403, a server that lists no folders, counts as there). */
 int cas_objstore_check(cas_objstore *os);
-/* Creates the bucket (s3://) or the folder and its parents (file://);
- * one that exists already is fine. -EROFS for http(s)://. */
+/* Creates the bucket (s3://, in $AWS_REGION) or the folder and its parents
+ * (file://); one that exists already and is ours is fine (-EEXIST: the
+ * bucket is someone else's). -EROFS for http(s)://. */
 int cas_objstore_create_bucket(cas_objstore *os);
 
 /* The whole object, at most max_size bytes (more: -EFBIG, nothing

@@ -3,6 +3,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include "layout.h"
 #include "macro.h"
 #include "store.h"
 
@@ -140,6 +141,13 @@ static int open_remote(const char *address, int flags, const cas_objstore_option
                 r = cas_objstore_create_bucket(s->remote);
         else
                 r = cas_objstore_check(s->remote);
+        if (r == -ENOENT && !cas_objstore_writable(s->remote)) {
+                /* many web servers answer 404 for a folder without an index
+                 * page: a store there still has its roots index */
+                uint64_t size;
+                if (cas_objstore_head(s->remote, CAS_LAYOUT_ROOTS_INDEX, &size) >= 0)
+                        r = 0;
+        }
         if (r < 0)
                 return r;
         r = cas_blobstore_open_remote(s->remote, &s->blobs);

@@ -60,7 +60,8 @@ pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log;
 events { worker_connections 128; }
 http {
-        access_log off;
+        log_format conn '\$connection \$request_uri';
+        access_log $TMP/nginx/access.log conn;
         client_body_temp_path $TMP/nginx/body;
         proxy_temp_path $TMP/nginx/proxy;
         fastcgi_temp_path $TMP/nginx/fastcgi;
@@ -96,12 +97,13 @@ wait_for nginx "$TOOL" "$H" check
 wait_for "hostile server" test -s "$TMP/hostile.port"
 X=http://127.0.0.1:$(cat "$TMP/hostile.port")
 
-# expect_error ERRNAME DESCRIPTION TOOL-ARGS...: fails with that errno
+# expect_error ERRNAME DESCRIPTION TOOL-ARGS...: fails with that errno (the
+# last one a batch names)
 expect_error() {
         local want=$1 what=$2 out
         shift 2
         out=$("$TOOL" "$@" 2>&1 >/dev/null)
-        check_eq "$what" "$(sed -n 's/^objstore-tool: \([A-Z0-9]*\): .*/\1/p' <<<"$out" | tail -n 1)" "$want"
+        check_eq "$what" "$(sed -n 's/^objstore-tool: \([^ ]*: \)\{0,1\}\(E[A-Z0-9]*\): .*/\2/p' <<<"$out" | tail -n 1)" "$want"
         printf '%s\n' "$out" >"$TMP/last-error"
 }
 
@@ -157,11 +159,29 @@ check_eq "with CASFS_CA_BUNDLE" "$(CASFS_CA_BUNDLE=$pki/ca.pem "$TOOL" "$S" get 
 check "range over HTTPS" cmp "$TMP/out" "$TMP/want"
 
 # --- many threads and batches over reused connections ---
+# connections_since LINE: distinct connections in nginx's log after that line
+log_lines() { wc -l <"$TMP/nginx/access.log"; }
+connections_since() { tail -n +$(($1 + 1)) "$TMP/nginx/access.log" | awk '{print $1}' | sort -u | wc -l; }
+n=$(log_lines)
 check_eq "8 threads over HTTP" "$("$TOOL" "$H" stress chunks/b3/ab12/small 8 100)" "0 bad"
+check_eq "1601 requests" $(($(log_lines) - n)) 1601
+check "over a few connections" test "$(connections_since "$n")" -le 16
+echo "1601 requests from 8 threads over $(connections_since "$n") connections" >&2
+n=$(log_lines)
 check_eq "8 threads over HTTPS" "$("$TOOL" --ca-bundle "$pki/ca.pem" "$S" stress chunks/b3/ab12/small 8 50)" "0 bad"
+check "over a few TLS connections" test "$(connections_since "$n")" -le 16
+n=$(log_lines)
 check_eq "batch of 300 gets" "$("$TOOL" "$H" batch-get batch 300)" "300 done, 0 bad"
+check "a batch over at most jobs connections" test "$(connections_since "$n")" -le 32
+n=$(log_lines)
 check_eq "batch over HTTPS, 4 jobs" "$("$TOOL" --jobs 4 --ca-bundle "$pki/ca.pem" "$S" batch-get batch 300)" "300 done, 0 bad"
-check "a batch reports what is missing" bash -c "! '$TOOL' '$H' batch-get batch 301"
+check "4 jobs, 4 connections" test "$(connections_since "$n")" -le 4
+echo "300 batch gets with 4 jobs over $(connections_since "$n") TLS connections" >&2
+"$TOOL" "$H" batch-get batch 340 >"$TMP/out" 2>"$TMP/errors"
+check_eq "a batch reports what is missing" "$(cat "$TMP/out")" "340 done, 40 bad"
+check_eq "one line each" "$(grep -c ': ENOENT: ' "$TMP/errors")" 40
+# each callback sees its own transfer's error line, though 40 end together
+check_eq "each line names its key" "$(awk -F': ' '$2 != substr($5, 5) {print}' "$TMP/errors")" ""
 
 # --- retries ---
 check_eq "500 then 200" "$("$TOOL" "$X" get flaky/2/a)" "ok a"
