@@ -38,7 +38,7 @@ extra=build/extra-results
 : > "$extra"
 if ! $quick; then
         echo "== fuzzing (${FUZZ_SECONDS:-60}s per target)"
-        for t in fuzz-directory fuzz-node fuzz-fuse-request fuzz-vhost-msg fuzz-virtqueue; do
+        for t in fuzz-directory fuzz-node fuzz-s3-xml fuzz-fuse-request fuzz-vhost-msg fuzz-virtqueue; do
                 if bash tests/fuzz/run-fuzzers.sh "${FUZZ_SECONDS:-60}" "$t"; then
                         echo "libfuzzer-$t PASS" >> "$extra"
                 else

@@ -49,6 +49,21 @@ write('fuzz-node', 'file', ld(2, ld(1, b'f') + ld(2, EMPTY) + varint(3, 0) + var
 write('fuzz-node', 'symlink', ld(3, ld(1, b'l') + ld(2, b'../x')))
 write('fuzz-node', 'none', b'')
 
+LIST = (b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>'
+        b'<Prefix>p/</Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys>%s'
+        b'<Contents><Key>p/chunks/b3/ab12/ab12</Key><LastModified>2024-01-01T00:00:00.000Z'
+        b'</LastModified><ETag>&quot;0f&quot;</ETag><Size>10</Size></Contents>'
+        b'<Contents><Key>p/roots/a &amp; b&#x20AC;&#233;</Key><Size>0</Size></Contents>'
+        b'</ListBucketResult>')
+write('fuzz-s3-xml', 'list-last', LIST % b'<IsTruncated>false</IsTruncated>')
+write('fuzz-s3-xml', 'list-more', LIST % (b'<IsTruncated>true</IsTruncated>'
+                                          b'<NextContinuationToken>MS8yKzM=</NextContinuationToken>'))
+write('fuzz-s3-xml', 'error', b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code>'
+      b'<BucketName>b</BucketName><RequestId>tx0</RequestId></Error>')
+write('fuzz-s3-xml', 'bad-entity', b'<ListBucketResult><Contents><Key>a&#0;&bogus</Key><Size>1</Size>'
+      b'</Contents>')
+
 
 def vu(req, payload=b'', flags=1, fds=0):
     return bytes([fds]) + struct.pack('<III', req, flags, len(payload)) + payload

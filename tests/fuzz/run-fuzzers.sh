@@ -14,7 +14,7 @@ if [ ! -f "$b/build.ninja" ]; then
 fi
 ninja -C "$b" >"$b.log" 2>&1 || { cat "$b.log"; exit 1; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz-directory fuzz-node fuzz-fuse-request fuzz-vhost-msg fuzz-virtqueue)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz-directory fuzz-node fuzz-s3-xml fuzz-fuse-request fuzz-vhost-msg fuzz-virtqueue)
 mkdir -p "$b/crashes"
 failed=0
 for t in "${targets[@]}"; do

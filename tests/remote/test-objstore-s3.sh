@@ -5,6 +5,7 @@
 # missing bucket, and secrets that never show in an error.
 . "$(dirname "$0")/../lib/lib.sh"
 . "$(dirname "$0")/../lib/rgw.sh"
+. "$(dirname "$0")/../lib/nginx.sh"
 TOOL=${OBJSTORE_TOOL:?set OBJSTORE_TOOL}
 
 for p in ceph-mon ceph-osd radosgw; do
@@ -102,5 +103,53 @@ check "no session token in the error" bash -c "! grep -q casfs-test-token-123 '$
 # --- endpoints ---
 check_eq "endpoint as an option" "$(AWS_ENDPOINT_URL= "$TOOL" --s3-endpoint "http://127.0.0.1:$RGW_PORT" "$A" head chunks/b3/ab12/big)" 3000000
 expect_error ECONNREFUSED "nothing listens" --s3-endpoint "http://127.0.0.1:$(rgw_free_port)" "$A" check
+
+# --- over HTTPS: nginx in front of the gateway, with a CA made here ---
+mkdir -p "$TMP/tls"
+nginx_make_certs "$TMP/tls" 2>/dev/null
+tls_port=$(rgw_free_port)
+cat >"$TMP/tls/nginx.conf" <<CONF
+user root;
+worker_processes 1;
+pid $TMP/tls/nginx.pid;
+error_log $TMP/tls/error.log;
+events { worker_connections 128; }
+http {
+        access_log off;
+        client_body_temp_path $TMP/tls/body;
+        proxy_temp_path $TMP/tls/proxy;
+        fastcgi_temp_path $TMP/tls/fastcgi;
+        uwsgi_temp_path $TMP/tls/uwsgi;
+        scgi_temp_path $TMP/tls/scgi;
+        server {
+                listen 127.0.0.1:$tls_port ssl;
+                ssl_certificate $TMP/tls/server.pem;
+                ssl_certificate_key $TMP/tls/server.key;
+                client_max_body_size 0;
+                location / {
+                        # the Host header as the client signed it
+                        proxy_set_header Host \$http_host;
+                        proxy_http_version 1.1;
+                        proxy_pass http://127.0.0.1:$RGW_PORT;
+                }
+        }
+}
+CONF
+nginx -p "$TMP/tls" -e "$TMP/tls/error.log" -c "$TMP/tls/nginx.conf" -g 'daemon off;' &
+tls_pid=$!
+cleanup_hooks+=("kill $tls_pid; wait $tls_pid")
+E=https://127.0.0.1:$tls_port
+for _ in $(seq 100); do
+        "$TOOL" --s3-endpoint "$E" --ca-bundle "$TMP/tls/ca.pem" "$A" check 2>/dev/null && break
+        sleep 0.1
+done
+check "check over HTTPS" "$TOOL" --s3-endpoint "$E" --ca-bundle "$TMP/tls/ca.pem" "$A" check
+check "put over HTTPS" "$TOOL" --s3-endpoint "$E" --ca-bundle "$TMP/tls/ca.pem" "$A" put tls/big "$TMP/big"
+AWS_ENDPOINT_URL=$E CASFS_CA_BUNDLE=$TMP/tls/ca.pem "$TOOL" "$A" get tls/big >"$TMP/out"
+check "get over HTTPS" cmp "$TMP/out" "$TMP/big"
+check_eq "list over HTTPS" "$("$TOOL" --s3-endpoint "$E" --ca-bundle "$TMP/tls/ca.pem" "$A" list batch/ | wc -l)" 1500
+check_eq "batch over HTTPS" "$("$TOOL" --s3-endpoint "$E" --ca-bundle "$TMP/tls/ca.pem" "$A" batch-get batch 200)" "200 done, 0 bad"
+expect_error EIO "unknown CA refused" --s3-endpoint "$E" "$A" get tls/big
+check "certificate named" grep -qi "certificate" "$TMP/last-error"
 
 finish
