@@ -235,7 +235,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if data is None:
             data = read(key)
         if data is None:
-            self.send_body(404, b"no such object\n")
+            p = os.path.normpath(os.path.join(args.root, key))
+            if os.path.isdir(p) and (p + os.sep).startswith(args.root + os.sep):
+                self.send_body(403, b"a folder: no listing\n")  # as nginx without autoindex
+            else:
+                self.send_body(404, b"no such object\n")
             return
         if mode == "stall" and kind == "chunks":
             self.send_response(200)

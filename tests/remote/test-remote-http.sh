@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# file:// stores, and the same folders read over http and https from nginx
+# (tests/lib/nginx.sh): a copy to file:// checked by an encoder of its own
+# (check-layout.py), read back over file://, http and https (with
+# --ca-bundle or CASFS_CA_BUNDLE; without, the server's certificate must be
+# refused); http is read-only; a layout written by encode-layout.py (chunks of
+# other sizes than casfs's) reads back byte for byte with the digests of
+# `casfs import`.
+. "$(dirname "$0")/../lib/lib.sh"
+. "$SOURCE_ROOT/tests/remote/lib-remote.sh"
+. "$SOURCE_ROOT/tests/lib/nginx.sh"
+
+make_tree "$TMP/src"
+head -c 1500000 /dev/urandom >"$TMP/lonely.bin"
+A=$TMP/a
+casfs_ok "import" --store "$A" import --name tree "$TMP/src"
+want_tree=$(cat "$TMP/out")
+casfs_ok "import a file" --store "$A" import --name lonely "$TMP/lonely.bin"
+want_lonely=$(cat "$TMP/out")
+want=$(sorted_lines "$want_tree
+$want_lonely")
+mkdir -p "$TMP/www"
+nginx_start "$TMP/nginx" "$TMP/www" || { fail "nginx does not start"; finish; exit 1; }
+
+# ---- file:// ----
+W=$TMP/www/casfs
+casfs_ok "copy to file://" copy "$A" "file://$W"
+check_eq "copy to file:// prints NAME DIGEST per root" "$(sort "$TMP/out")" "$want"
+check "the folder holds the layout (check-layout.py)" python3 "$REMOTE_DIR/check-layout.py" --objects "$W"
+objects() { (cd "$1" && find chunks blobs dirs -type f -printf '%i %s %P\n' | sort); }
+before=$(objects "$W")
+casfs_ok "second copy to file://" copy "$A" "file://$W"
+check_eq "a second copy to file:// writes no object again" "$(objects "$W")" "$before"
+casfs_ok "roots of file://" --store "file://$W" roots
+check_eq "file:// has the roots of the local store" "$(sort "$TMP/out")" "$(local_roots "$A" | sort)"
+check_files "file://$W" tree "$TMP/src"
+casfs_ok "copy back from file://" copy "file://$W" "$TMP/b"
+check_eq "copy back from file:// prints every root" "$(sort "$TMP/out")" "$want"
+fsck_clean "$TMP/b"
+check_files "$TMP/b" tree "$TMP/src"
+
+casfs_ok "import straight to file://" --store "file://$TMP/www/direct" import --name tree "$TMP/src"
+check_eq "import to file:// gives the local digest" "$(cat "$TMP/out")" "$want_tree"
+check "import to file:// writes the layout (check-layout.py)" python3 "$REMOTE_DIR/check-layout.py" --objects "$TMP/www/direct"
+
+# ---- http and https ----
+H=$NGINX_HTTP_URL/casfs
+S=$NGINX_HTTPS_URL/casfs
+casfs_ok "roots over http" --store "$H" roots
+check_eq "roots over http" "$(sort "$TMP/out")" "$(local_roots "$A" | sort)"
+casfs_ok "ls over http" --store "$H" ls tree
+check_eq "ls over http is the local ls" "$(cat "$TMP/out")" "$("$CASFS" --store "$A" ls tree)"
+casfs_ok "cat over http" --store "$H" cat lonely
+check "cat over http: the bytes" cmp -s "$TMP/out" "$TMP/lonely.bin"
+check_files "$H" tree "$TMP/src"
+casfs_ok "copy from http" copy "$H" "$TMP/c"
+check_eq "copy from http prints every root" "$(sort "$TMP/out")" "$want"
+fsck_clean "$TMP/c"
+check_files "$TMP/c" tree "$TMP/src"
+# http is read-only (the store has a root the server lacks; the strict
+# form of these, one line and refused at once, is in test-remote-known-bugs.sh)
+echo "not on the server" >"$TMP/new.txt"
+casfs_ok "import a new root" --store "$TMP/a2" import --name new "$TMP/new.txt"
+ERR_LINES_MAX=5 STDOUT_OK=1 casfs_fails "copy to http is refused" 'read-only|read only' copy "$TMP/a2" "$H"
+ERR_LINES_MAX=5 casfs_fails "import to http is refused" 'read-only|read only' --store "$H" import --name x "$TMP/new.txt"
+check "nothing was written" test ! -e "$W/roots/new"
+
+casfs_ok "roots over https with --ca-bundle" --ca-bundle "$NGINX_CA" --store "$S" roots
+check_eq "roots over https" "$(sort "$TMP/out")" "$(local_roots "$A" | sort)"
+CASFS_CA_BUNDLE=$NGINX_CA casfs_ok "copy from https with CASFS_CA_BUNDLE" copy "$S" "$TMP/d"
+check_eq "copy from https prints every root" "$(sort "$TMP/out")" "$want"
+fsck_clean "$TMP/d"
+check_files "$TMP/d" tree "$TMP/src"
+casfs_fails "https without the CA: the certificate is refused" 'certificate|verif|ssl|tls' --store "$S" roots
+casfs_fails "a copy from https without the CA is refused" 'certificate|verif|ssl|tls' copy "$S" "$TMP/e"
+check "nothing registered by the refused copy" no_roots "$TMP/e"
+# a bundle that does not hold the server's CA
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=other CA" -keyout "$TMP/other.key" \
+        -out "$TMP/other.pem" >/dev/null 2>&1
+casfs_fails "https with another CA: the certificate is refused" 'certificate|verif|ssl|tls' \
+        --ca-bundle "$TMP/other.pem" --store "$S" roots
+casfs_fails "a missing object over http: one line" 'nosuch' --store "$H" cat nosuch/file
+
+# ---- a layout written by another encoder, with other chunk sizes ----
+for cs in 65536 102400; do
+        F=$TMP/www/foreign-$cs
+        check "encode-layout.py with $cs-byte chunks" python3 "$REMOTE_DIR/encode-layout.py" --chunk-size "$cs" \
+                "$F" tree="$TMP/src" lonely="$TMP/lonely.bin" >"$TMP/enc-out"
+        check_eq "encode-layout.py gives casfs import's digests ($cs)" "$(sort "$TMP/enc-out")" "$want"
+        casfs_ok "copy the foreign layout from file:// ($cs)" copy "file://$F" "$TMP/f$cs"
+        check_eq "copy of the foreign layout prints casfs import's digests ($cs)" "$(sort "$TMP/out")" "$want"
+        check_eq "the foreign layout's roots ($cs)" "$(local_roots "$TMP/f$cs" | sort)" "$(local_roots "$A" | sort)"
+        fsck_clean "$TMP/f$cs"
+        check_files "$TMP/f$cs" tree "$TMP/src"
+        check "the foreign single file ($cs)" cmp -s <("$CASFS" --store "$TMP/f$cs" cat lonely) "$TMP/lonely.bin"
+        casfs_ok "copy the foreign layout over https ($cs)" --ca-bundle "$NGINX_CA" copy "$NGINX_HTTPS_URL/foreign-$cs" "$TMP/g$cs"
+        check_eq "copy of the foreign layout over https ($cs)" "$(sort "$TMP/out")" "$want"
+        fsck_clean "$TMP/g$cs"
+        check_files "$NGINX_HTTP_URL/foreign-$cs" tree "$TMP/src"
+done
+
+finish
