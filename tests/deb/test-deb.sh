@@ -17,7 +17,9 @@ fi
 src=$TMP/src/casfs
 mkdir -p "$src"
 if git -C "$SOURCE_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
-        (cd "$SOURCE_ROOT" && git ls-files -co --exclude-standard -z | xargs -0 cp -a --parents -t "$src")
+        (cd "$SOURCE_ROOT" && git ls-files -co --exclude-standard -z |
+                        while IFS= read -r -d '' f; do if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi; done |
+                        xargs -0 cp -a --parents -t "$src")
 else
         tar -C "$SOURCE_ROOT" --exclude='./build*' --exclude=./.git -cf - . | tar -C "$src" -xf -
 fi
