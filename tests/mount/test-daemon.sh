@@ -3,6 +3,7 @@
 #   background  'casfs mount DIR | cat' returns at once; the daemon holds none
 #               of its caller's descriptors and has a session of its own
 #   log         a damaged blob read through a background mount: its line is in --log FILE
+#   syslog      the same without --log where a syslog socket exists: the line goes there, tag casfs
 #   helper      mount -t casfs, and mount -a -T FSTAB with a casfs line, then umount
 . "$(dirname "$0")/lib-mount.sh"
 export CASFS_STORE=$TMP/store
@@ -78,6 +79,60 @@ log)
         check "its line is in the --log file" $ok
         check "stamped and named" grep -qE "^[0-9-]+T[0-9:.]+Z casfs\[$DAEMON_PID\]: (error|warning): .*blob $blob" "$TMP/bg.log"
         check "an intact file reads" cmp "$MNT/tree/big.bin" "$TMP/tree/big.bin"
+        ;;
+syslog)
+        tree
+        blob=$("$CASFS" stat "tree/hello.txt" | sed -n 's/^digest: //p')
+        p=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$blob")
+        chmod u+w "$p"
+        flip_byte "$p" 0
+        # in a mount namespace of its own, /dev is a new tmpfs with the
+        # devices the test needs and a syslog socket (/dev/log) that this
+        # test reads: the system's /dev and its logs are left alone
+        cat > "$TMP/in-ns.sh" <<'NS'
+set -u
+casfs=$1 mnt=$2 tmp=$3
+mkdir -p "$tmp/realdev"
+mount --rbind /dev "$tmp/realdev" && mount -t tmpfs -o mode=755 tmpfs /dev || { echo "no new /dev"; exit 99; }
+for n in null zero full random urandom fuse; do
+        touch "/dev/$n" && mount --bind "$tmp/realdev/$n" "/dev/$n"
+done
+ln -s /proc/self/fd /dev/fd
+python3 -c '
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+open(sys.argv[1] + ".ready", "w").close()
+s.settimeout(0.2)
+end = time.time() + 30
+with open(sys.argv[1], "ab", buffering=0) as f:
+    while time.time() < end and not os.path.exists(sys.argv[1] + ".stop"):
+        try:
+            f.write(s.recv(65536) + b"\n")
+        except socket.timeout:
+            pass
+' "$tmp/syslog" &
+for _ in $(seq 1 50); do [ -e "$tmp/syslog.ready" ] && break; sleep 0.1; done
+timeout 5 "$casfs" mount "$mnt" > /dev/null 2>&1 || { echo "mount failed"; touch "$tmp/syslog.stop"; exit 1; }
+echo "mounted"
+cat "$mnt/tree/hello.txt" > /dev/null 2>&1 || echo "read failed"
+for _ in $(seq 1 50); do grep -q "casfs" "$tmp/syslog" 2>/dev/null && break; sleep 0.1; done
+umount "$mnt" && echo "unmounted"
+touch "$tmp/syslog.stop"
+wait
+NS
+        cleanup_hooks+=('for p in $(daemon_of "$MNT"); do kill -TERM "$p"; done')
+        unshare -m --propagation private bash "$TMP/in-ns.sh" "$CASFS" "$MNT" "$TMP" > "$TMP/ns.out" 2> "$TMP/ns.err"
+        rc=$?
+        [ "$rc" -eq 99 ] && { cat "$TMP/ns.out" >&2; echo "no new /dev in a mount namespace here: skipping" >&2; exit 77; }
+        check_eq "in the namespace: exit status" "$rc" 0
+        check_eq "mounted in the background, the damaged file fails, unmounted" "$(cat "$TMP/ns.out")" "mounted
+read failed
+unmounted"
+        check "syslog got the line, tag casfs, facility daemon" \
+                grep -qE "^<(24|25|26|27|28)>.* casfs\[[0-9]+\]: .*blob $blob" "$TMP/syslog"
+        check "and no default log file was used for it" bash -c "! grep -qs '$blob' /var/log/casfs.log"
+        [ -s "$TMP/ns.err" ] && sed 's/^/  stderr: /' "$TMP/ns.err" >&2
         ;;
 helper)
         tree
