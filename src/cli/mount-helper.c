@@ -182,6 +182,6 @@ int cli_mount_helper(int argc, char **argv)
                 return 0;
         arg_store = positional[0];
         optind = 0; /* casfs mount runs getopt afresh */
-        int r = cmd_mount(n, args);
-        return r == 0 ? 0 : r == EXIT_USAGE ? MOUNT_EX_USAGE : MOUNT_EX_FAIL;
+        int status = cmd_mount(n, args);
+        return status == 0 ? 0 : status == EXIT_USAGE ? MOUNT_EX_USAGE : MOUNT_EX_FAIL;
 }
