@@ -101,7 +101,7 @@ int cmd_mount(int argc, char **argv)
         };
         cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH, .direct_io = true};
         cas_fuse_options fo = {.read_ahead_kib = CLI_DEFAULT_READ_AHEAD};
-        _cleanup_free_ char *log_path = NULL, *mp = NULL;
+        _cleanup_free_ char *log_path = NULL, *mp = NULL, *store_path = NULL;
         bool foreground = false;
         int c, r;
 
@@ -162,6 +162,10 @@ int cmd_mount(int argc, char **argv)
                 _cleanup_(cas_store_freep) cas_store *probe = NULL;
                 if (cli_open_store(0, &probe) < 0)
                         return 1;
+                /* the mount's source: mount(8) then finds an fstab line
+                 * mounted already, and findmnt shows which store it is */
+                store_path = realpath(probe->path, NULL);
+                fo.fsname = store_path;
         }
 
         int report[2] = {-1, -1};

@@ -167,6 +167,7 @@ gone() {
 }
 timeout 5 mount -t casfs "$store" "$mnt" -o list_root,ro,nodev,uid_gid="$uid_gid" || { echo "mount -t casfs failed"; exit 1; }
 echo "type $(awk -v m="$mnt" '$2 == m {print $3}' /proc/mounts)"
+[ "$(awk -v m="$mnt" '$2 == m {print $1}' /proc/mounts)" = "$store" ] && echo "source: the store"
 echo "top $(ls "$mnt" | tr '\n' ' ')"
 echo "read $(cat "$mnt/tree/hello.txt")"
 echo "owner $(stat -c %u:%g "$mnt/tree/hello.txt")"
@@ -177,6 +178,7 @@ grep -q " $mnt fuse" /proc/mounts && echo "noauto mounted by mount -a"
 timeout 5 mount -T "$tmp/fstab" "$mnt" && echo "mount -T FSTAB DIR: $(cat "$mnt/tree/hello.txt")"
 umount "$mnt" && gone && echo "umount ok"
 timeout 5 mount -a -T "$tmp/fstab-auto" && echo "mount -a: $(cat "$mnt/tree/hello.txt")"
+timeout 5 mount -a -T "$tmp/fstab-auto" && echo "mount -a again: mounted already, exit status 0"
 umount "$mnt" && gone && echo "umount ok"
 EOF
         # the daemons outlive the namespace's shell; each is stopped by its PID on failure
@@ -187,6 +189,7 @@ EOF
         [ "$rc" -eq 99 ] && { cat "$TMP/ns.out" >&2; echo "no overlay mounts here: skipping" >&2; exit 77; }
         check_eq "in the namespace: exit status" "$rc" 0
         check_eq "mount -t casfs, fstab lines, umount" "$(cat "$TMP/ns.out")" "type fuse.casfs
+source: the store
 top tree 
 read hello
 owner $uid_gid
@@ -194,6 +197,7 @@ umount ok
 mount -T FSTAB DIR: hello
 umount ok
 mount -a: hello
+mount -a again: mounted already, exit status 0
 umount ok"
         [ -s "$TMP/ns.err" ] && sed 's/^/  stderr: /' "$TMP/ns.err" >&2
         ;;
