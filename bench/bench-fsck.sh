@@ -11,7 +11,7 @@
 # Default store: the bench scratch store (DIR/store of --scratch, default
 # /var/tmp/casfs-bench), made from the default corpus (a copy of /usr/share and
 # /usr/lib) when it does not exist yet. Both tools get the same CPUs: CPU 0
-# pinned (the default, see BENCHMARKING.md), every online CPU with --unpinned.
+# pinned (the default), every online CPU with --unpinned.
 # Needs root (drop_caches) and b3sum.
 set -euo pipefail
 export LC_ALL=C

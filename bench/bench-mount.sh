@@ -10,7 +10,7 @@
 # Systems: native squashfuse_ll squashfuse casfs casfs-noverify (--only picks).
 # Default corpus: a copy of /usr/share and /usr/lib made under the scratch
 # folder. Pinned (the default) runs every daemon and measured command on CPU 0,
-# for stable ratios (see BENCHMARKING.md); --unpinned shows what a user sees.
+# for stable ratios; --unpinned shows what a user sees.
 # --ios N: random 4 KiB reads of the largest file (default 4000). Needs root
 # (drop_caches, mounts) and fio.
 set -euo pipefail

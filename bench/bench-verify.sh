@@ -11,7 +11,7 @@
 #
 # --size: of the blob, as head -c takes it (default 1G); --ios N: random reads
 # (default 4000). Pinned (the default) runs the daemon and every measured
-# command on CPU 0 (see BENCHMARKING.md); --unpinned shows what a user sees.
+# command on CPU 0; --unpinned shows what a user sees.
 # Needs root (drop_caches, mounts) and fio.
 set -euo pipefail
 export LC_ALL=C

@@ -7,14 +7,15 @@
 #   bench/bench-virtiofs.sh [--tree DIR] [--runs N] [--casfs PATH]
 #
 # Default tree: a copy of /usr/include. Needs qemu-system-x86, busybox-static
-# and cpio (scripts/install-deps.sh --all) and ../shared/tools/virtiofs-guest-check.
+# and cpio (scripts/install-deps.sh --all); the guest is booted by
+# tests/virtiofs/guest.sh.
 set -euo pipefail
 export LC_ALL=C
 repo=$(cd "$(dirname "$0")/.." && pwd)
 tree=/usr/include
 runs=3
 casfs=$repo/build/src/cli/casfs
-check=${SHARED_DIR:-$repo/../shared}/tools/virtiofs-guest-check
+guest=$repo/tests/virtiofs/guest.sh
 while [ $# -gt 0 ]; do
         case $1 in
         --tree) tree=$2; shift 2 ;;
@@ -24,13 +25,20 @@ while [ $# -gt 0 ]; do
         *) echo "unknown option $1" >&2; exit 2 ;;
         esac
 done
-[ -x "$check" ] || { echo "bench-virtiofs: $check not found" >&2; exit 1; }
 [ -x /usr/lib/qemu/virtiofsd ] || { echo "bench-virtiofs: /usr/lib/qemu/virtiofsd not found" >&2; exit 1; }
 work=$(mktemp -d /var/tmp/casfs-bench-vfs.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/shared"
-cp -a "$tree" "$work/shared/tree"
-"$casfs" --store "$work/store" import -q --name tree "$work/shared/tree" >/dev/null
+backend=
+stop_backend() {
+        if [ -n "$backend" ]; then
+                kill -TERM "$backend" 2>/dev/null || true
+                wait "$backend" 2>/dev/null || true
+                backend=
+        fi
+}
+trap 'stop_backend; rm -rf "$work"' EXIT
+mkdir -p "$work/export"
+cp -a "$tree" "$work/export/tree"
+"$casfs" --store "$work/store" import -q --name tree "$work/export/tree" >/dev/null
 
 # in the guest: times from /proc/uptime (centiseconds), caches dropped before the cold runs
 cat > "$work/guest.sh" <<'G'
@@ -48,13 +56,18 @@ declare -A res
 for run in $(seq 1 "$runs"); do
         for s in virtiofsd casfs; do
                 echo "run $run: $s" >&2
+                rm -f "$work/vfs.sock"
                 if [ $s = casfs ]; then
-                        b=(--backend "$(printf '%q' "$casfs") --store $(printf '%q' "$work/store") virtiofs --socket {sock}")
+                        "$casfs" --store "$work/store" virtiofs --socket "$work/vfs.sock" 2>"$work/backend.log" &
                 else
-                        b=(--shared "$work/shared")
+                        /usr/lib/qemu/virtiofsd --socket-path="$work/vfs.sock" -o source="$work/export" -o cache=auto \
+                                2>"$work/backend.log" &
                 fi
-                "$check" "${b[@]}" --script "$work/guest.sh" --out "$work/out" --timeout 1200 --mem 1G >/dev/null 2>&1 ||
-                        { echo "bench-virtiofs: the $s run failed" >&2; exit 1; }
+                backend=$!
+                for _ in $(seq 1 100); do [ -S "$work/vfs.sock" ] && break; sleep 0.1; done
+                "$guest" --socket "$work/vfs.sock" --script "$work/guest.sh" --out "$work/out" --timeout 1200 --mem 1G \
+                        >/dev/null 2>&1 || { echo "bench-virtiofs: the $s run failed" >&2; cat "$work/backend.log" >&2; exit 1; }
+                stop_backend
                 while read -r m a b; do
                         res[$s,$m]+="$(awk -v a="$a" -v b="$b" 'BEGIN {print b - a}') "
                 done < "$work/out"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turns the shared conformance vectors (castore.json) into a C header, so that
+"""Turns the conformance vectors (tests/vectors/castore.json) into a C header, so that
 the unit tests check against the reference values themselves, not copies."""
 import json
 import sys

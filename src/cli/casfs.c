@@ -234,6 +234,13 @@ int main(int argc, char **argv)
         };
         int c;
 
+        /* run as /sbin/mount.casfs (a link to casfs): the helper of mount(8) */
+        const char *base = strrchr(argv[0], '/');
+        if (strcmp(base ? base + 1 : argv[0], "mount.casfs") == 0) {
+                restart_without_malloc_cache(argv);
+                return cli_mount_helper(argc, argv);
+        }
+
         /* stop at the command: its options are its own */
         while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
                 switch (c) {

@@ -42,6 +42,9 @@ int cmd_fsck(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_virtiofs(int argc, char **argv);
+/* casfs run as mount.casfs: mount(8)'s helper (mount-helper.c); returns
+ * mount(8)'s exit statuses (1 usage, 32 failure). */
+int cli_mount_helper(int argc, char **argv);
 
 /* Parses "U:G" (numbers). -EINVAL when malformed. */
 int cli_parse_uid_gid(const char *s, unsigned *ret_uid, unsigned *ret_gid);
@@ -60,3 +63,19 @@ int cli_parse_number(const char *cmd, const char *option, const char *s, unsigne
  * 'U' --uid-gid, 'X' --xattr, 'N' --no-verify. 1 when c was one (applied to
  * eo), 0 when it was not, -EINVAL (said) when its argument is bad. */
 int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_options *eo);
+
+/* Where a serving command's lines go (mount, virtiofs). With --log FILE, to
+ * FILE; else in the foreground to stderr; in the background to syslog (tag
+ * "casfs") when a syslog socket exists, else to the default file below, so
+ * that no line is lost silently. */
+#define CLI_LOG_DEFAULT_ROOT "/var/log/casfs.log"
+#define CLI_LOG_DEFAULT_USER "${XDG_STATE_HOME:-~/.local/state}/casfs/casfs.log"
+
+/* The default file: CLI_LOG_DEFAULT_ROOT for root, else CLI_LOG_DEFAULT_USER. */
+int cli_log_default_path(char **ret);
+/* Checks that --log path can be opened for appending (said when not) and
+ * returns it absolute, as a daemon changes its folder to /. */
+int cli_log_check(const char *cmd, const char *path, char **ret_absolute);
+/* Switches the log's sink as described above; says why and returns -errno
+ * when it cannot (the sink is then left as it was). */
+int cli_log_choose(const char *cmd, const char *path, bool background);

@@ -61,7 +61,7 @@ int cmd_roots(int argc, char **argv)
                 log_error("roots: takes no arguments");
                 return EXIT_USAGE;
         }
-        if (cli_open_store(CAS_STORE_CREATE, &s) < 0)
+        if (cli_open_store(0, &s) < 0)
                 return 1;
         r = cas_metastore_foreach_root(s->meta, print_root, NULL);
         if (r < 0) {

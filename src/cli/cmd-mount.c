@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "fuse-dev.h"
@@ -19,8 +23,9 @@ static void mount_help(FILE *f)
                 "under its name at the top of MOUNTPOINT; everything is loaded lazily and\n"
                 "read straight from the store. Roots added, replaced or removed while\n"
                 "mounted show at the top without a remount. Without -f, returns once the\n"
-                "mount answers and keeps serving in the background. SIGINT, SIGTERM and\n"
-                "'fusermount3 -u MOUNTPOINT' end it and unmount.\n"
+                "mount answers and keeps serving in the background, detached: its own\n"
+                "session, standard input, output and error on /dev/null. SIGINT, SIGTERM\n"
+                "and 'fusermount3 -u MOUNTPOINT' (or umount) end it and unmount.\n"
                 "\n"
                 "Options:\n"
                 "      --list-root    allow listing the top (default: only names can be looked up)\n"
@@ -29,6 +34,10 @@ static void mount_help(FILE *f)
                 "      --uid-gid U:G  report owner U and group G (default: 0:0)\n"
                 "      --xattr        expose user.castore.directory.digest / user.castore.blob.digest\n"
                 "  -f, --foreground   stay in the foreground (logs go to stderr)\n"
+                "      --log FILE     append the daemon's log lines (damaged objects, ...) to FILE\n"
+                "                     (default: stderr with -f; in the background syslog, tag\n"
+                "                     'casfs', else " CLI_LOG_DEFAULT_ROOT " for root and\n"
+                "                     " CLI_LOG_DEFAULT_USER " for others)\n"
                 "      --no-verify    serve blobs without checking them against their digest\n"
                 "                     (default: a blob is checked before its first byte is served;\n"
                 "                     a corrupt one reads as EIO)\n"
@@ -86,11 +95,13 @@ int cmd_mount(int argc, char **argv)
                 {"prefetch", required_argument, NULL, 'P'},
                 {"passthrough", no_argument, NULL, 'T'},
                 {"read-ahead", required_argument, NULL, 'R'},
+                {"log", required_argument, NULL, 'l'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
         cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH, .direct_io = true};
         cas_fuse_options fo = {.read_ahead_kib = CLI_DEFAULT_READ_AHEAD};
+        _cleanup_free_ char *log_path = NULL, *mp = NULL, *store_path = NULL;
         bool foreground = false;
         int c, r;
 
@@ -119,6 +130,12 @@ int cmd_mount(int argc, char **argv)
                 case 'f':
                         foreground = true;
                         break;
+                case 'l':
+                        free(log_path);
+                        log_path = NULL;
+                        if (cli_log_check("mount", optarg, &log_path) < 0)
+                                return 1;
+                        break;
                 case 'h':
                         mount_help(stdout);
                         return 0;
@@ -131,15 +148,24 @@ int cmd_mount(int argc, char **argv)
                 log_error("mount: takes one MOUNTPOINT; try 'casfs mount --help'");
                 return EXIT_USAGE;
         }
-        const char *mp = argv[optind];
-        if (check_mountpoint(mp) < 0)
+        if (check_mountpoint(argv[optind]) < 0)
                 return 1;
+        /* absolute, as the daemon leaves the caller's folder */
+        mp = realpath(argv[optind], NULL);
+        if (!mp) {
+                log_error("mount: %s: %s", argv[optind], strerror(errno));
+                return 1;
+        }
 
         /* the store is opened after any fork: LMDB handles do not survive one */
         {
                 _cleanup_(cas_store_freep) cas_store *probe = NULL;
                 if (cli_open_store(0, &probe) < 0)
                         return 1;
+                /* the mount's source: mount(8) then finds an fstab line
+                 * mounted already, and findmnt shows which store it is */
+                store_path = realpath(probe->path, NULL);
+                fo.fsname = store_path;
         }
 
         int report[2] = {-1, -1};
@@ -164,6 +190,10 @@ int cmd_mount(int argc, char **argv)
                         return status == 0 ? 0 : 1;
                 }
                 close(report[0]);
+                /* descriptors the caller left open without O_CLOEXEC are not the daemon's */
+                if (report[1] > 3)
+                        (void)close_range(3, report[1] - 1, 0);
+                (void)close_range(report[1] + 1, ~0u, 0);
                 setsid();
                 int null = open("/dev/null", O_RDWR | O_CLOEXEC);
                 if (null >= 0) {
@@ -171,6 +201,8 @@ int cmd_mount(int argc, char **argv)
                         dup2(null, STDOUT_FILENO);
                         close(null);
                 }
+                /* stderr stays the caller's until the mount answers, for
+                 * the errors of setting it up */
         }
 
         sigset_t signals;
@@ -203,6 +235,19 @@ int cmd_mount(int argc, char **argv)
                         log_error("mount: %s does not answer: %s", mp, strerror(errno));
                         r = -errno;
                 }
+        }
+        /* from here on, the lines go where the user chose (or syslog, or the
+         * default file), and a daemon holds none of its caller's descriptors,
+         * so that 'casfs mount DIR | cat' returns at once */
+        if (r >= 0)
+                r = cli_log_choose("mount", log_path, !foreground);
+        if (r >= 0 && !foreground) {
+                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                if (null >= 0) {
+                        dup2(null, STDERR_FILENO);
+                        close(null);
+                }
+                (void)!chdir("/");
         }
         status = r < 0 ? 1 : 0;
         if (report[1] >= 0) {

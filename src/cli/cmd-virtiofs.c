@@ -4,6 +4,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include "cli.h"
@@ -33,6 +36,8 @@ static void virtiofs_help(FILE *f)
                 "      --no-verify     serve blobs without checking them against their digest\n"
                 "      --prefetch N    when a file is first read, read the next N files of its\n"
                 "                      directory ahead, in parallel (default: %u; 0: off)\n"
+                "      --log FILE      append the log lines (damaged objects, ...) to FILE once\n"
+                "                      the socket listens (default: stderr)\n"
                 "  -h, --help          show this help\n",
                 CLI_DEFAULT_PREFETCH);
 }
@@ -55,11 +60,13 @@ int cmd_virtiofs(int argc, char **argv)
                 {"queues", required_argument, NULL, 'Q'},
                 {"no-verify", no_argument, NULL, 'N'},
                 {"prefetch", required_argument, NULL, 'P'},
+                {"log", required_argument, NULL, 'l'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
         cas_engine_options eo = {.verify = true, .virtio = true, .prefetch = CLI_DEFAULT_PREFETCH};
         const char *socket_path = NULL;
+        _cleanup_free_ char *log_path = NULL;
         unsigned threads = 1, queues = 8;
         int c, r;
 
@@ -80,6 +87,12 @@ int cmd_virtiofs(int argc, char **argv)
                 case 'Q':
                         if (cli_parse_number("virtiofs", "queues", optarg, 1, CAS_VHOST_QUEUES_MAX - 1, &queues) < 0)
                                 return EXIT_USAGE;
+                        break;
+                case 'l':
+                        free(log_path);
+                        log_path = NULL;
+                        if (cli_log_check("virtiofs", optarg, &log_path) < 0)
+                                return 1;
                         break;
                 case 'h':
                         virtiofs_help(stdout);
@@ -111,6 +124,10 @@ int cmd_virtiofs(int argc, char **argv)
         if (r < 0) {
                 log_error("virtiofs: %s: %s", socket_path,
                           r == -EEXIST ? "exists and is not a socket" : strerror(-r));
+                return 1;
+        }
+        if (cli_log_choose("virtiofs", log_path, false) < 0) {
+                unlink(socket_path);
                 return 1;
         }
 

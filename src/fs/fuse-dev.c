@@ -198,9 +198,15 @@ int cas_fuse_mount(cas_store *store, const cas_engine_options *eo, const cas_fus
 
         /* libfuse mounts (directly as root, else through fusermount3); the
          * engine, not libfuse's loop, answers the requests */
-        char opts[256];
-        snprintf(opts, sizeof(opts), "ro,default_permissions,fsname=casfs,subtype=casfs%s",
-                 fo->allow_other ? ",allow_other" : "");
+        _cleanup_free_ char *opts = NULL, *fsname = NULL;
+        if (asprintf(&fsname, "fsname=%s", fo->fsname ?: "casfs") < 0)
+                fsname = NULL;
+        if (!fsname || fuse_opt_add_opt(&opts, "ro,default_permissions,subtype=casfs") < 0 ||
+            fuse_opt_add_opt_escaped(&opts, fsname) < 0 ||
+            (fo->allow_other && fuse_opt_add_opt(&opts, "allow_other") < 0)) {
+                cas_fuse_free(f);
+                return -ENOMEM;
+        }
         char *argv[] = {"casfs", "-o", opts, NULL};
         struct fuse_args args = FUSE_ARGS_INIT(3, argv);
         f->se = fuse_session_new(&args, &no_ops, sizeof(no_ops), NULL);

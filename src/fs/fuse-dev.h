@@ -17,6 +17,7 @@ typedef struct cas_fuse_options {
         bool passthrough;  /* let the kernel read checked blobs' files itself (FUSE passthrough) */
         unsigned read_ahead_kib; /* the mount's read-ahead window (needs root); 0: the kernel's default */
         bool read_ahead_explicit; /* asked for by the user: say so when it cannot be set */
+        const char *fsname; /* the mount's source in /proc/mounts (the store's path); NULL: "casfs" */
 } cas_fuse_options;
 
 /* Mounts at mountpoint; on failure *ret_error (optional) says why. */
