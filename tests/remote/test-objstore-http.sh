@@ -212,6 +212,15 @@ expect_error EFBIG "endless body" "$X" get endless 1000000
 check "endless body stopped early" test $((SECONDS - start)) -lt 10
 check_eq "head of a large object" "$("$TOOL" "$X" head big)" $((100 << 20))
 
+# the same in a batch: each transfer ends, with its own error
+start=$SECONDS
+expect_error ETIMEDOUT "batch, stalled server" --timeout 2 --retries 1 "$X" batch-get stall-headers 3
+check_eq "batch, each stalled one" "$(grep -c ': ETIMEDOUT: ' "$TMP/last-error")" 3
+check "batch stalls end in time" test $((SECONDS - start)) -lt 15
+expect_error EIO "batch, redirect loop" "$X" batch-get loop 2
+check "batch, redirect loop named" grep -q "too many redirects" "$TMP/last-error"
+expect_error EFBIG "batch, oversized" "$X" batch-get big 2
+
 # --- servers that get ranges wrong ---
 check_eq "a server ignoring Range" "$("$TOOL" "$X" range norange 4 5)" "45678"
 expect_error EIO "a range answer from elsewhere" "$X" range badrange 4 5
