@@ -10,7 +10,8 @@
  *     list [PREFIX]            "KEY SIZE" lines
  *     check | create
  *     batch-put PREFIX COUNT   COUNT objects PREFIX/I of I bytes, in one batch
- *     batch-get PREFIX COUNT   reads them back in one batch and checks them
+ *     batch-get PREFIX COUNT [ROUNDS]  reads them back in one batch and checks
+ *                              them (ROUNDS times, a new batch each time)
  *     batch-head PREFIX COUNT  checks their sizes in one batch
  *     stress KEY THREADS COUNT THREADS threads get KEY COUNT times each
  *   (a batch prints "objstore-tool: KEY: ENAME: LINE" for each failure)
@@ -291,10 +292,15 @@ int main(int argc, char **argv)
                 r = cas_objstore_create_bucket(os);
                 if (r < 0)
                         return fail(r);
-        } else if ((strcmp(cmd, "batch-put") == 0 || strcmp(cmd, "batch-get") == 0 ||
-                    strcmp(cmd, "batch-head") == 0) &&
-                   n == 2) {
+        } else if ((strcmp(cmd, "batch-put") == 0 || strcmp(cmd, "batch-head") == 0) && n == 2) {
                 return batch(os, cmd[6], args[0], (unsigned)atoi(args[1]));
+        } else if (strcmp(cmd, "batch-get") == 0 && (n == 2 || n == 3)) {
+                int rounds = n == 3 ? atoi(args[2]) : 1;
+                for (int i = 0; i < rounds; i++) {
+                        r = batch(os, 'g', args[0], (unsigned)atoi(args[1]));
+                        if (r != 0)
+                                return r;
+                }
         } else if (strcmp(cmd, "stress") == 0 && n == 3) {
                 return stress(os, args[0], (unsigned)atoi(args[1]), (unsigned)atoi(args[2]));
         } else {

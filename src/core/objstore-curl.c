@@ -11,6 +11,9 @@
  * unsafe.
  *
  * Batches drive a multi handle from one thread, `jobs` transfers in flight.
+ * A multi handle holds its connections, so a finished batch leaves its
+ * handle in a pool for the next one: a reader that fetches each blob's
+ * chunks in a batch of its own does not connect anew for every blob.
  *
  * Every transfer is bounded: max_size bytes of body (checked against
  * Content-Length first, then while the body arrives), no progress for
@@ -26,6 +29,7 @@
 
 #define MAX_REDIRS 5
 #define POOL_MAX 64
+#define MULTI_POOL_MAX 16
 /* What is kept of an error answer's body (S3 puts its error code there). */
 #define ERROR_BODY_MAX 2048
 /* A page of ListObjectsV2 (1000 keys of up to 1 KiB, with their XML). */
@@ -40,7 +44,13 @@ struct objstore_curl {
         pthread_mutex_t pool_lock;
         CURL *pool[POOL_MAX]; /* idle handles, protected by pool_lock */
         unsigned n_pool;      /* protected by pool_lock */
+        /* multi handles of finished batches, with their live connections,
+         * for the next batches; protected by pool_lock */
+        objstore_multi *multis[MULTI_POOL_MAX];
+        unsigned n_multis;
 };
+
+static void multi_destroy(objstore_multi *m);
 
 typedef enum xfer_result_kind {
         XFER_DONE,
@@ -970,6 +980,8 @@ static void curl_free_backend(cas_objstore *os)
 
         if (!c)
                 return;
+        for (unsigned i = 0; i < c->n_multis; i++)
+                multi_destroy(c->multis[i]);
         for (unsigned i = 0; i < c->n_pool; i++)
                 curl_easy_cleanup(c->pool[i]);
         if (c->share)
@@ -1040,17 +1052,37 @@ struct objstore_multi {
         unsigned waiting;
 };
 
+static void multi_destroy(objstore_multi *m)
+{
+        for (unsigned i = 0; i < m->n_idle; i++)
+                curl_easy_cleanup(m->idle[i]);
+        if (m->multi)
+                curl_multi_cleanup(m->multi);
+        free(m->idle);
+        free(m);
+}
+
 int objstore_multi_new(cas_objstore *os, objstore_multi **ret)
 {
-        objstore_multi *m = calloc(1, sizeof(*m));
+        objstore_curl *c = os->curl;
+        objstore_multi *m = NULL;
 
+        pthread_mutex_lock(&c->pool_lock);
+        if (c->n_multis > 0)
+                m = c->multis[--c->n_multis];
+        pthread_mutex_unlock(&c->pool_lock);
+        if (m) {
+                *ret = m;
+                return 0;
+        }
+        m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
         m->os = os;
         m->idle = calloc(os->jobs, sizeof(CURL *));
         m->multi = curl_multi_init();
         if (!m->idle || !m->multi) {
-                objstore_multi_free(m);
+                multi_destroy(m);
                 return -ENOMEM;
         }
         curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)os->jobs);
@@ -1254,13 +1286,21 @@ int objstore_multi_wait(objstore_multi *m)
 
 objstore_multi *objstore_multi_free(objstore_multi *m)
 {
+        objstore_curl *c;
+
         if (!m)
                 return NULL;
-        for (unsigned i = 0; i < m->n_idle; i++)
-                curl_easy_cleanup(m->idle[i]);
-        if (m->multi)
-                curl_multi_cleanup(m->multi);
-        free(m->idle);
-        free(m);
+        c = m->os->curl;
+        /* only an idle one is kept: nothing added to it, nothing to retry */
+        if (m->running == 0 && m->waiting == 0) {
+                pthread_mutex_lock(&c->pool_lock);
+                if (c->n_multis < MULTI_POOL_MAX) {
+                        c->multis[c->n_multis++] = m;
+                        m = NULL;
+                }
+                pthread_mutex_unlock(&c->pool_lock);
+        }
+        if (m)
+                multi_destroy(m);
         return NULL;
 }

@@ -181,6 +181,10 @@ n=$(log_lines)
 check_eq "batch over HTTPS, 4 jobs" "$("$TOOL" --jobs 4 --ca-bundle "$pki/ca.pem" "$S" batch-get batch 300)" "300 done, 0 bad"
 check "4 jobs, 4 connections" test "$(connections_since "$n")" -le 4
 echo "300 batch gets with 4 jobs over $(connections_since "$n") TLS connections" >&2
+n=$(log_lines)
+check_eq "5 batches in a row" "$("$TOOL" --jobs 4 "$H" batch-get batch 100 5 | sort | uniq -c | awk '{print $1, $2, $3, $4, $5}')" "5 100 done, 0 bad"
+check "the next batch takes up the connections of the last" test "$(connections_since "$n")" -le 4
+echo "5 batches of 100 gets with 4 jobs over $(connections_since "$n") connections" >&2
 "$TOOL" "$H" batch-get batch 340 >"$TMP/out" 2>"$TMP/errors"
 check_eq "a batch reports what is missing" "$(cat "$TMP/out")" "340 done, 40 bad"
 check_eq "one line each" "$(grep -c ': ENOENT: ' "$TMP/errors")" 40
