@@ -83,6 +83,7 @@ typedef struct xfer {
         size_t len, cap;
         uint64_t skip; /* bytes to drop: a server that ignored Range */
         bool too_big, range_done, bad_range;
+        unsigned retry_after; /* seconds, from a 429 or 503 */
         char *etag;
         char errbody[ERROR_BODY_MAX + 1];
         size_t errbody_len;
@@ -108,11 +109,15 @@ static uint64_t now_usec(void)
         return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static unsigned backoff_ms(unsigned attempt)
+/* How long to wait before the next attempt: exponential, or what the
+ * server asked for (Retry-After, in seconds), within BACKOFF_MAX_MS. */
+static unsigned backoff_ms(unsigned attempt, unsigned retry_after_sec)
 {
         unsigned ms = BACKOFF_BASE_MS << MIN(attempt, 8u);
         uint16_t jitter = 0;
 
+        if (retry_after_sec > 0)
+                ms = MAX(ms, MIN(retry_after_sec, 60u) * 1000u);
         if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) != sizeof(jitter))
                 jitter = 0;
         return MIN(ms, (unsigned)BACKOFF_MAX_MS) + jitter % 100;
@@ -124,6 +129,7 @@ static void xfer_reset(xfer *x)
         x->len = 0;
         x->body_off = 0;
         x->too_big = x->range_done = x->bad_range = false;
+        x->retry_after = 0;
         x->skip = 0;
         x->errbody_len = 0;
         x->errbody[0] = 0;
@@ -174,7 +180,11 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata)
                 v++;
         while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
                 e--;
-        if (nl == 4 && strncasecmp(data, "etag", 4) == 0 && e - v <= 256) {
+        if (nl == 11 && strncasecmp(data, "retry-after", 11) == 0) {
+                /* seconds only; an HTTP date is taken as no advice */
+                unsigned long s = strtoul(v, NULL, 10);
+                x->retry_after = (unsigned)MIN(s, 3600ul);
+        } else if (nl == 4 && strncasecmp(data, "etag", 4) == 0 && e - v <= 256) {
                 free(x->etag);
                 x->etag = strndup(v, (size_t)(e - v));
         } else if (nl == 14 && strncasecmp(data, "content-length", 14) == 0 &&
@@ -624,7 +634,7 @@ static int xfer_run(xfer *x)
                 r = xfer_result(x, h, res, &retry);
                 if (!retry || x->attempt >= x->os->retries)
                         break;
-                unsigned ms = backoff_ms(x->attempt);
+                unsigned ms = backoff_ms(x->attempt, x->retry_after);
                 cas_log_debug("objstore: %s; again in %u ms", cas_objstore_last_error(), ms);
                 struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
                 while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -1193,7 +1203,8 @@ static int drive(objstore_multi *m)
                 x->easy = NULL;
                 m->running--;
                 if (r < 0 && retry && x->attempt < m->os->retries) {
-                        x->due_usec = now_usec() + backoff_ms(x->attempt) * 1000u;
+                        x->due_usec =
+                                now_usec() + backoff_ms(x->attempt, x->retry_after) * 1000u;
                         x->attempt++;
                         x->next = m->retry_head;
                         m->retry_head = x;

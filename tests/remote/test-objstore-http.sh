@@ -194,7 +194,9 @@ check_eq "each line names its key" "$(awk -F': ' '$2 != substr($5, 5) {print}' "
 # --- retries ---
 check_eq "500 then 200" "$("$TOOL" "$X" get flaky/2/a)" "ok a"
 check_eq "two attempts before" "$(grep -c '^/flaky/2/a$' "$TMP/hostile.log")" 3
+start=$(date +%s%N)
 check_eq "429 then 200" "$("$TOOL" "$X" get busy/1/b)" "ok b"
+check "Retry-After is heeded" test $((($(date +%s%N) - start) / 1000000)) -ge 2000
 check_eq "dropped connections then 200" "$("$TOOL" "$X" get reset/2/c)" "ok c"
 expect_error EIO "always 500" --retries 2 "$X" get always500
 check "500 named" grep -q "HTTP 500 InternalError" "$TMP/last-error"
