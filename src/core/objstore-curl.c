@@ -195,6 +195,15 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata)
                         x->too_big = true;
                         return 0;
                 }
+                /* room for the whole body at once (the size is within what
+                 * the caller allows); the write callback still checks */
+                if (cl + 1 > x->cap && cl < SIZE_MAX) {
+                        uint8_t *b = realloc(x->buf, (size_t)cl + 1);
+                        if (b) {
+                                x->buf = b;
+                                x->cap = (size_t)cl + 1;
+                        }
+                }
         } else if (nl == 13 && strncasecmp(data, "content-range", 13) == 0 && x->range &&
                    x->status == 206) {
                 /* "bytes FIRST-LAST/TOTAL": it must start where asked */
