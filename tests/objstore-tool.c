@@ -13,7 +13,8 @@
  *     batch-get PREFIX COUNT [ROUNDS]  reads them back in one batch and checks
  *                              them (ROUNDS times, a new batch each time)
  *     batch-head PREFIX COUNT  checks their sizes in one batch
- *     stress KEY THREADS COUNT THREADS threads get KEY COUNT times each
+ *     stress KEY THREADS COUNT THREADS threads get KEY COUNT times each (whole,
+ *                              a range, and in a batch of 4 of their own)
  *   (a batch prints "objstore-tool: KEY: ENAME: LINE" for each failure)
  *   OPTIONS: --ca-bundle FILE --s3-endpoint URL --timeout SEC --retries N --jobs N
  * A failure prints "objstore-tool: ENAME: LINE" (ENAME the errno's name, LINE
@@ -138,10 +139,31 @@ typedef struct stress_arg {
         unsigned bad;
 } stress_arg;
 
+static void stress_batch_cb(int r, const char *key, void *buf, size_t len, void *userdata)
+{
+        stress_arg *a = userdata;
+
+        if (r < 0 || len != a->want_len || memcmp(buf, a->want, len) != 0)
+                a->bad++;
+        free(buf);
+}
+
 static void *stress_thread(void *p)
 {
         stress_arg *a = p;
         for (unsigned i = 0; i < a->count; i++) {
+                cas_objstore_batch *b = NULL;
+                if (cas_objstore_batch_new(a->os, &b) < 0) {
+                        a->bad++;
+                } else {
+                        for (unsigned k = 0; k < 4; k++)
+                                if (cas_objstore_batch_get(b, a->key, 1 << 26, stress_batch_cb,
+                                                           a) < 0)
+                                        a->bad++;
+                        if (cas_objstore_batch_wait(b) < 0)
+                                a->bad++;
+                        cas_objstore_batch_free(b);
+                }
                 void *buf = NULL;
                 size_t len = 0;
                 uint8_t part[100];
