@@ -7,8 +7,8 @@
  * connection is reused by whichever thread takes the handle next. DNS
  * answers and TLS sessions are shared by every handle through a CURLSH
  * guarded by one mutex per kind of data. The connection cache itself is not
- * shared: libcurl 7.88 documents sharing it between concurrent threads as
- * unsafe.
+ * shared: a connection cache shared by concurrent threads is one of
+ * libcurl's known bugs (data races on connections in use).
  *
  * Batches drive a multi handle from one thread, `jobs` transfers in flight.
  * A multi handle holds its connections, so a finished batch leaves its
@@ -51,11 +51,6 @@ struct objstore_curl {
 };
 
 static void multi_destroy(objstore_multi *m);
-
-typedef enum xfer_result_kind {
-        XFER_DONE,
-        XFER_RETRY,
-} xfer_result_kind;
 
 /* One request and what came back of it; reset before each attempt. */
 typedef struct xfer {
