@@ -163,8 +163,20 @@ check "range over HTTPS" cmp "$TMP/out" "$TMP/want"
 
 # --- many threads and batches over reused connections ---
 # connections_since LINE: distinct connections in nginx's log after that line
-log_lines() { wc -l <"$TMP/nginx/access.log"; }
-connections_since() { tail -n +$(($1 + 1)) "$TMP/nginx/access.log" | awk '{print $1}' | sort -u | wc -l; }
+# (nginx logs a request once its answer is out: the last lines may come a
+# moment after the client is done, so both wait for the log to settle)
+log_settle() {
+        local a b
+        b=$(wc -l <"$TMP/nginx/access.log")
+        for _ in $(seq 30); do
+                sleep 0.1
+                a=$(wc -l <"$TMP/nginx/access.log")
+                [ "$a" = "$b" ] && return
+                b=$a
+        done
+}
+log_lines() { log_settle; wc -l <"$TMP/nginx/access.log"; }
+connections_since() { log_settle; tail -n +$(($1 + 1)) "$TMP/nginx/access.log" | awk '{print $1}' | sort -u | wc -l; }
 n=$(log_lines)
 check_eq "8 threads over HTTP" "$("$TOOL" "$H" stress chunks/b3/ab12/small 8 100)" "0 bad"
 # each thread: 100 times a get, a range and a batch of 4 gets; at most one
