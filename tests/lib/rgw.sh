@@ -102,7 +102,7 @@ osd max object namespace len = 64
 osd heartbeat grace = 60
 
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw data = $RGW_DIR/rgw
 rgw dns name = localhost
 rgw enable usage log = true

@@ -74,6 +74,10 @@ check_eq "import to s3 gives the local digest" "$(cat "$TMP/out")" "$want_tree"
 casfs_ok "copy back the imported root" copy s3://direct "$TMP/d"
 fsck_clean "$TMP/d"
 check_files "$TMP/d" tree "$TMP/src"
+before=$(rgw_list_full direct | grep -v -e '^roots/' -e '^roots.index ')
+casfs_ok "import to s3 again" --store s3://direct import --name tree "$TMP/src"
+check_eq "a second import to s3 sends no object again" \
+        "$(rgw_list_full direct | grep -v -e '^roots/' -e '^roots.index ')" "$before"
 
 # ---- a copy killed at random moments ----
 # more to send, so that kills land while objects are in flight
