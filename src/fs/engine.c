@@ -14,6 +14,7 @@
 #include "macro.h"
 #include "outboard.h"
 #include "log.h"
+#include "verify.h"
 
 /* Contents never change, so the kernel may keep entries and attributes
  * forever; the mount top is invalidated explicitly when roots change. */
@@ -54,10 +55,6 @@
 #define POOL_MIN_SHIFT 12
 #define POOL_CLASSES 9
 _Static_assert((UINT64_C(1) << (POOL_MIN_SHIFT + POOL_CLASSES - 1)) == PARK_MAX, "the largest class holds PARK_MAX");
-/* Direct reads need buffer, offset and length aligned to the disk's block. */
-#define DIRECT_ALIGN 4096
-/* n bytes rounded up to whole blocks: the length of a direct read of them */
-#define DIRECT_LEN(n) (((size_t)(n) + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1))
 
 struct cas_engine {
         cas_store *store;
@@ -582,7 +579,7 @@ static uint8_t *thread_buffer(size_t n)
         if (reader_cache.buf_size < n) {
                 void *b;
                 free(reader_cache.buf);
-                reader_cache.buf = posix_memalign(&b, DIRECT_ALIGN, n) == 0 ? b : NULL;
+                reader_cache.buf = posix_memalign(&b, CAS_DIRECT_ALIGN, n) == 0 ? b : NULL;
                 reader_cache.buf_size = reader_cache.buf ? n : 0;
         }
         return reader_cache.buf;
@@ -594,39 +591,22 @@ static void blob_error(const cas_inode *i, const char *what)
         cas_log(CAS_LOG_ERR, "blob %s: %s", cas_digest_to_text(&i->digest, text), what);
 }
 
-/* Hashes the whole blob once; a large blob's outboard is computed on the
- * way (*ret_outboard, for blobs stored without a usable one). */
+/* Hashes the whole blob once and keeps the verdict; a large blob's outboard
+ * is computed on the way (*ret_outboard, for blobs stored without a usable
+ * one). */
 static int hash_whole_blob(cas_blob_reader *rd, cas_inode *i, uint8_t **ret_outboard)
 {
         uint8_t *buf = thread_buffer(VERIFY_CHUNK);
-        cas_tree_hasher h;
-        cas_digest got;
-        int k = 0;
+        int r;
 
         if (!buf)
                 return -ENOMEM;
-        cas_tree_hasher_init(&h);
-        for (uint64_t off = 0; off < i->size && k >= 0;) {
-                ssize_t n = cas_blob_reader_pread(rd, buf, VERIFY_CHUNK, off);
-                if (n <= 0)
-                        k = n < 0 ? (int)n : -EIO;
-                else
-                        k = cas_tree_hasher_update(&h, buf, (size_t)n);
-                off += n > 0 ? (uint64_t)n : 0;
-        }
-        if (k >= 0)
-                k = cas_tree_hasher_final(&h, &got, ret_outboard);
-        cas_tree_hasher_done(&h);
-        if (k < 0)
-                return k;
-        if (!cas_digest_eq(&got, &i->digest)) {
-                free(*ret_outboard);
-                *ret_outboard = NULL;
+        r = cas_verify_blob(rd, &i->digest, i->size, buf, VERIFY_CHUNK, ret_outboard);
+        if (r == -EBADMSG)
                 atomic_store(&i->verified, 2);
-                return -EBADMSG;
-        }
-        atomic_store(&i->verified, 1);
-        return 0;
+        else if (r >= 0)
+                atomic_store(&i->verified, 1);
+        return r;
 }
 
 /* Small blobs: checked whole before their first byte is served, once per
@@ -665,16 +645,11 @@ static int large_blob_outboard(cas_engine *e, cas_blob_reader *rd, cas_inode *i,
         if (!ob && atomic_load(&i->verified) == 2)
                 k = -EBADMSG;
         else if (!ob) {
-                k = cas_blobstore_get_outboard(e->store->blobs, &i->digest, i->size, &ob);
-                if (k >= 0 && !cas_outboard_check(ob, i->size, &i->digest)) {
-                        blob_error(i, "its outboard does not match the digest; checking the blob whole");
-                        free(ob);
-                        ob = NULL;
-                        k = -EBADMSG;
-                } else if (k == -EBADMSG)
-                        blob_error(i, "its outboard has the wrong size; checking the blob whole");
-                if (k < 0 && k != -ENOMEM)
-                        k = hash_whole_blob(rd, i, &ob);
+                uint8_t *buf = thread_buffer(VERIFY_CHUNK);
+                k = buf ? cas_verify_outboard(e->store->blobs, rd, &i->digest, i->size, buf, VERIFY_CHUNK, &ob)
+                        : -ENOMEM;
+                if (k == -EBADMSG)
+                        atomic_store(&i->verified, 2);
                 if (k >= 0)
                         atomic_store(&i->outboard, ob);
         }
@@ -744,7 +719,7 @@ static uint8_t *buffer_get(cas_engine *e, uint64_t size)
                 e->pool_bytes -= UINT64_C(1) << (POOL_MIN_SHIFT + c);
         }
         pthread_mutex_unlock(&e->pool_lock);
-        if (!b && posix_memalign(&b, DIRECT_ALIGN, (size_t)1 << (POOL_MIN_SHIFT + c)) != 0)
+        if (!b && posix_memalign(&b, CAS_DIRECT_ALIGN, (size_t)1 << (POOL_MIN_SHIFT + c)) != 0)
                 return NULL;
         return b;
 }
@@ -917,7 +892,7 @@ static void parked_clear(cas_engine *e)
  * which tries again and reports it. */
 static bool park(cas_engine *e, const struct prefetch *p)
 {
-        size_t whole = DIRECT_LEN(p->size);
+        size_t whole = CAS_DIRECT_LEN(p->size);
         cas_blob_reader *rd = NULL;
         uint8_t *bytes = NULL;
         int fd;
@@ -937,10 +912,8 @@ static bool park(cas_engine *e, const struct prefetch *p)
                         if (got < 0) /* a file system with other alignment rules */
                                 got = pread(fd, bytes, (size_t)p->size, 0);
                 }
-                cas_digest d;
                 if (got < 0 || (uint64_t)got != p->size ||
-                    (e->opts.verify &&
-                     (cas_digest_of(bytes, (size_t)p->size, &d), !cas_digest_eq(&d, &p->digest)))) {
+                    (e->opts.verify && cas_verify_buffer(bytes, (size_t)p->size, &p->digest) < 0)) {
                         buffer_put(e, bytes, p->size);
                         bytes = NULL;
                 }
@@ -1019,7 +992,6 @@ static uint8_t *reply_payload(req *r, size_t size)
 static int read_small(req *r, cas_inode *i, cas_blob_reader *rd, uint64_t off, size_t size)
 {
         uint8_t *direct = atomic_load(&i->verified) == 0 && off == 0 && size == i->size ? reply_payload(r, size) : NULL;
-        cas_digest got;
         int k;
 
         if (!direct) {
@@ -1029,35 +1001,13 @@ static int read_small(req *r, cas_inode *i, cas_blob_reader *rd, uint64_t off, s
         ssize_t n = cas_blob_reader_pread(rd, direct, size, 0);
         if (n < 0 || (size_t)n != size)
                 return n < 0 ? (int)n : -EIO;
-        cas_digest_of(direct, size, &got);
-        if (!cas_digest_eq(&got, &i->digest)) {
+        if (cas_verify_buffer(direct, size, &i->digest) < 0) {
                 memset(direct, 0, size); /* leave no unchecked byte in a reply buffer (guest memory) */
                 atomic_store(&i->verified, 2);
                 return -EBADMSG;
         }
         atomic_store(&i->verified, 1);
         return 0;
-}
-
-/* Reads n bytes at off of a large blob into buf (room bytes there). Straight
- * from the disk when the buffer and offset are aligned for it (O_DIRECT):
- * the bytes are then copied once on their way, not also through the blob's
- * own page cache (the kernel caches the file it serves anyway). The length
- * is rounded up to the block, within room; a read past the end of the blob
- * stops there. */
-static ssize_t read_large(cas_engine *e, cas_blob_reader *rd, uint8_t *buf, size_t room, size_t n, uint64_t off)
-{
-        size_t whole = DIRECT_LEN(n);
-        int dfd;
-
-        if (e->opts.direct_io && ((uintptr_t)buf | off) % DIRECT_ALIGN == 0 && whole <= room &&
-            (dfd = cas_blob_reader_direct_fd(rd)) >= 0) {
-                ssize_t got = pread(dfd, buf, whole, (off_t)off);
-                if (got >= 0)
-                        return (size_t)got > n ? (ssize_t)n : got;
-                /* EINVAL: the file system wants another alignment; read it the usual way */
-        }
-        return cas_blob_reader_pread(rd, buf, n, off);
 }
 
 /* Reads size bytes at off of a large blob into the reply, checking every
@@ -1067,34 +1017,23 @@ static ssize_t read_large(cas_engine *e, cas_blob_reader *rd, uint8_t *buf, size
 static int read_checked(req *r, cas_inode *i, cas_blob_reader *rd, const uint8_t *ob, uint64_t off, size_t size,
                         uint64_t *ret_group)
 {
-        uint64_t first = off >> CAS_OUTBOARD_GROUP_SHIFT;
-        uint64_t start = first << CAS_OUTBOARD_GROUP_SHIFT;
-        uint64_t end = MIN(i->size, ((off + size + CAS_OUTBOARD_GROUP - 1) >> CAS_OUTBOARD_GROUP_SHIFT)
-                                            << CAS_OUTBOARD_GROUP_SHIFT);
-        size_t span = (size_t)(end - start);
+        uint64_t start;
+        size_t span = cas_verify_span(i->size, off, size, &start);
         size_t room = 0;
-        uint8_t *direct = start == off && end == off + size ? payload_start(r, &room) : NULL;
+        uint8_t *direct = start == off && span == size ? payload_start(r, &room) : NULL;
         if (room < size)
                 direct = NULL;
         uint8_t *buf = direct;
         if (!buf) /* a read inside a group: the groups go through the thread's buffer */
-                buf = thread_buffer(room = MAX(DIRECT_LEN(span), (size_t)VERIFY_CHUNK));
+                buf = thread_buffer(room = MAX(CAS_DIRECT_LEN(span), (size_t)VERIFY_CHUNK));
 
         if (!buf)
                 return -ENOMEM;
-        ssize_t got = read_large(r->e, rd, buf, room, span, start);
-        if (got < 0 || (size_t)got != span)
-                return got < 0 ? (int)got : -EIO;
-        for (uint64_t g = first; (g << CAS_OUTBOARD_GROUP_SHIFT) < end; g++) {
-                uint64_t at = (g - first) << CAS_OUTBOARD_GROUP_SHIFT;
-                size_t len = (size_t)MIN(CAS_OUTBOARD_GROUP, i->size - (g << CAS_OUTBOARD_GROUP_SHIFT));
-                if (!cas_outboard_check_group(ob, i->size, g, buf + at, len)) {
-                        if (direct) /* leave no unchecked byte in a reply buffer (guest memory) */
-                                memset(direct, 0, size);
-                        *ret_group = g;
-                        return -EBADMSG;
-                }
-        }
+        int k = cas_verify_read_groups(rd, ob, i->size, start, span, buf, room, r->e->opts.direct_io, ret_group);
+        if (k == -EBADMSG && direct) /* leave no unchecked byte in a reply buffer (guest memory) */
+                memset(direct, 0, size);
+        if (k < 0)
+                return k;
         if (!direct && !out_put(r->out, r->out_cnt, sizeof(struct fuse_out_header), buf + (off - start), size))
                 return -ENOBUFS;
         return 0;
@@ -1170,7 +1109,7 @@ static void read_ahead_after(cas_engine *e, cas_inode *i)
         uint32_t from = queued ? done : at + 1;
         uint32_t to = (uint32_t)MIN((uint64_t)at + 1 + window, (uint64_t)dir->n_nodes);
         for (uint32_t k = from; k < to; k++)
-                /* large blobs are read past the page cache (read_large): nothing to warm */
+                /* large blobs are read past the page cache (cas_verify_pread): nothing to warm */
                 if (dir->nodes[k].type == CAS_NODE_FILE && dir->nodes[k].size > 0 &&
                     !(e->opts.direct_io && cas_outboard_size(dir->nodes[k].size) > 0))
                         prefetch_push(e, &dir->nodes[k], 0);
@@ -1267,7 +1206,7 @@ static int do_read(req *r, cas_inode *i)
                 size_t room;
                 if (!e->opts.verify && cas_outboard_size(i->size) > 0 && (payload = payload_start(r, &room)) &&
                     room >= size) {
-                        ssize_t got = read_large(e, rd, payload, room, size, off);
+                        ssize_t got = cas_verify_pread(rd, payload, room, size, off, e->opts.direct_io);
                         k = got < 0 ? (int)got : (size_t)got == size ? 0 : -EIO;
                 } else if (!e->opts.verify)
                         k = read_into_reply(r, rd, off, size);
