@@ -37,13 +37,6 @@ static void virtiofs_help(FILE *f)
                 CLI_DEFAULT_PREFETCH);
 }
 
-static void *prefetcher(void *userdata)
-{
-        cas_engine_prefetch_worker(userdata);
-        cas_engine_thread_done();
-        return NULL;
-}
-
 int cmd_virtiofs(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -58,7 +51,7 @@ int cmd_virtiofs(int argc, char **argv)
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
-        cas_engine_options eo = {.verify = true, .virtio = true, .prefetch = CLI_DEFAULT_PREFETCH};
+        cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH};
         const char *socket_path = NULL;
         unsigned threads = 1, queues = 8;
         int c, r;
@@ -139,16 +132,11 @@ int cmd_virtiofs(int argc, char **argv)
                 close(conn);
                 return 1;
         }
-        pthread_t prefetchers[CAS_ENGINE_PREFETCH_THREADS];
-        unsigned n_prefetchers = 0;
-        if (eo.prefetch)
-                for (; n_prefetchers < ELEMENTSOF(prefetchers); n_prefetchers++)
-                        if (pthread_create(&prefetchers[n_prefetchers], NULL, prefetcher, e) != 0)
-                                break;
-        r = cas_vhost_serve(e, conn, queues, threads, &signals);
-        cas_engine_stop_prefetch(e);
-        for (unsigned k = 0; k < n_prefetchers; k++)
-                pthread_join(prefetchers[k], NULL);
+        r = cas_engine_start(e);
+        if (r >= 0)
+                r = cas_vhost_serve(e, conn, queues, threads, &signals);
+        else
+                close(conn);
         cas_engine_free(e);
         if (r < 0) {
                 log_error("virtiofs: the connection failed: %s", strerror(-r));

@@ -556,17 +556,9 @@ int cas_vhost_serve(cas_engine *engine, int fd, unsigned request_queues, unsigne
         }
 
         /* signals arrive through a signalfd-less poll: block them, check with sigtimedwait */
-        struct timespec last_tick;
-        clock_gettime(CLOCK_MONOTONIC, &last_tick);
         while (r >= 0) {
                 struct pollfd p = {.fd = dev->sock, .events = POLLIN};
                 int k = poll(&p, 1, 200);
-                struct timespec now;
-                clock_gettime(CLOCK_MONOTONIC, &now);
-                if (now.tv_sec > last_tick.tv_sec) { /* about once a second */
-                        cas_engine_tick(dev->engine);
-                        last_tick = now;
-                }
                 if (stop_signals) {
                         struct timespec zero = {0};
                         if (sigtimedwait(stop_signals, NULL, &zero) > 0)
