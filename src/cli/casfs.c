@@ -99,6 +99,9 @@ int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_option
                         return -EINVAL;
                 eo->prefetch = u;
                 return 1;
+        case 'd':
+                cas_log_set_max_level(CAS_LOG_DEBUG); /* each request, by its opcode's name */
+                return 1;
         }
         return 0;
 }

@@ -49,6 +49,6 @@ int cli_parse_number(const char *cmd, const char *option, const char *s, unsigne
                      unsigned *ret);
 
 /* The options mount and virtiofs share, by their getopt codes: 'L' --list-root,
- * 'U' --uid-gid, 'X' --xattr, 'N' --no-verify. 1 when c was one (applied to
+ * 'U' --uid-gid, 'X' --xattr, 'N' --no-verify, 'P' --prefetch, 'd' --debug. 1 when c was one (applied to
  * eo), 0 when it was not, -EINVAL (said) when its argument is bad. */
 int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_options *eo);

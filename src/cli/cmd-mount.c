@@ -41,6 +41,7 @@ static void mount_help(FILE *f)
                 "      --read-ahead KIB  how far the kernel reads ahead of a reader in a file,\n"
                 "                     in KiB (default: %u; needs root, else the kernel's\n"
                 "                     128; 0: leave the kernel's setting)\n"
+                "  -d, --debug        log each request (opcode, node, name)\n"
                 "  -h, --help         show this help\n",
                 CLI_DEFAULT_PREFETCH, CLI_DEFAULT_READ_AHEAD);
 }
@@ -86,6 +87,7 @@ int cmd_mount(int argc, char **argv)
                 {"prefetch", required_argument, NULL, 'P'},
                 {"passthrough", no_argument, NULL, 'T'},
                 {"read-ahead", required_argument, NULL, 'R'},
+                {"debug", no_argument, NULL, 'd'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -94,7 +96,7 @@ int cmd_mount(int argc, char **argv)
         bool foreground = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "j:fh", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "j:fdh", options, NULL)) >= 0) {
                 r = cli_engine_option("mount", c, optarg, &eo);
                 if (r < 0)
                         return EXIT_USAGE;

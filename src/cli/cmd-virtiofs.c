@@ -33,6 +33,7 @@ static void virtiofs_help(FILE *f)
                 "      --no-verify     serve blobs without checking them against their digest\n"
                 "      --prefetch N    when a file is first read, read the next N files of its\n"
                 "                      directory ahead, in parallel (default: %u; 0: off)\n"
+                "  -d, --debug         log each request (opcode, node, name)\n"
                 "  -h, --help          show this help\n",
                 CLI_DEFAULT_PREFETCH);
 }
@@ -48,6 +49,7 @@ int cmd_virtiofs(int argc, char **argv)
                 {"queues", required_argument, NULL, 'Q'},
                 {"no-verify", no_argument, NULL, 'N'},
                 {"prefetch", required_argument, NULL, 'P'},
+                {"debug", no_argument, NULL, 'd'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -56,7 +58,7 @@ int cmd_virtiofs(int argc, char **argv)
         unsigned threads = 1, queues = 8;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "j:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "j:dh", options, NULL)) >= 0) {
                 r = cli_engine_option("virtiofs", c, optarg, &eo);
                 if (r < 0)
                         return EXIT_USAGE;

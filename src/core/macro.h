@@ -10,10 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define _public_ __attribute__((visibility("default")))
-#define _unused_ __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
-#define _likely_(x) __builtin_expect(!!(x), 1)
 #define _unlikely_(x) __builtin_expect(!!(x), 0)
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
@@ -56,13 +53,6 @@ static inline void closep(int *fd)
 }
 #define _cleanup_close_ _cleanup_(closep)
 
-static inline void fclosep(FILE **f)
-{
-        if (*f)
-                fclose(*f);
-}
-#define _cleanup_fclose_ _cleanup_(fclosep)
-
 /* Declares a cleanup helper `name##p` for a type's destructor. */
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                    \
         static inline void func##p(type *p)                                                        \
@@ -70,12 +60,6 @@ static inline void fclosep(FILE **f)
                 if (*p)                                                                            \
                         func(*p);                                                                  \
         }
-
-/* errno as a negative value, never 0 (for callers that just saw a failure). */
-static inline int negative_errno(void)
-{
-        return errno > 0 ? -errno : -EIO;
-}
 
 /* Full read/write loops: return bytes done (short only at EOF) or -errno. */
 ssize_t cas_loop_read(int fd, void *buf, size_t n);

@@ -9,12 +9,14 @@
 #include <stdint.h>
 
 #include "castore.h"
+#include "macro.h"
 
 typedef struct cas_metastore cas_metastore;
 
 int cas_metastore_open_lmdb(const char *path, bool readonly, cas_metastore **ret);
 int cas_metastore_new_memory(cas_metastore **ret);
 cas_metastore *cas_metastore_free(cas_metastore *ms);
+DEFINE_TRIVIAL_CLEANUP_FUNC(cas_metastore *, cas_metastore_free);
 
 /* --- directories --- */
 

@@ -4,81 +4,81 @@
 #include "macro.h"
 #include "reach.h"
 
-static void problem(cas_reach *r, cas_fsck_kind kind, const cas_digest *d, uint64_t size, uint64_t want)
+static void problem(cas_reach *rc, cas_fsck_kind kind, const cas_digest *d, uint64_t size, uint64_t want)
 {
-        cas_fsck_finding f = {.kind = kind, .root = r->root, .size = size, .want = want};
+        cas_fsck_finding f = {.kind = kind, .root = rc->root, .size = size, .want = want};
 
-        r->problems++;
-        if (!r->cb)
+        rc->problems++;
+        if (!rc->cb)
                 return;
         if (d)
                 f.digest = *d;
-        r->cb(&f, r->userdata);
+        rc->cb(&f, rc->userdata);
 }
 
-static void mark_blob(cas_reach *r, const cas_node *n)
+static void mark_blob(cas_reach *rc, const cas_node *n)
 {
         uint64_t size;
 
-        if (cas_digest_map_get(&r->blobs, &n->digest, &size)) {
+        if (cas_digest_map_get(&rc->blobs, &n->digest, &size)) {
                 if (size != n->size)
-                        problem(r, CAS_FSCK_BLOB_SIZES, &n->digest, size, n->size);
+                        problem(rc, CAS_FSCK_BLOB_SIZES, &n->digest, size, n->size);
                 return;
         }
-        (void)cas_digest_map_put(&r->blobs, &n->digest, n->size);
+        (void)cas_digest_map_put(&rc->blobs, &n->digest, n->size);
 }
 
 static int mark_directory(const cas_digest *d, const cas_directory *dir, int error, void *userdata)
 {
-        cas_reach *r = userdata;
+        cas_reach *rc = userdata;
 
         /* reached before through another root (a walk itself visits each
          * directory once): its subtree is marked already */
-        if (cas_digest_map_get(&r->dirs, d, NULL))
+        if (cas_digest_map_get(&rc->dirs, d, NULL))
                 return 1;
-        if (cas_digest_map_put(&r->dirs, d, 1) < 0)
+        if (cas_digest_map_put(&rc->dirs, d, 1) < 0)
                 return -ENOMEM;
         if (!dir) {
-                problem(r, error == -ENOENT ? CAS_FSCK_MISSING_DIRECTORY : CAS_FSCK_CORRUPT_DIRECTORY, d, 0, 0);
+                problem(rc, error == -ENOENT ? CAS_FSCK_MISSING_DIRECTORY : CAS_FSCK_CORRUPT_DIRECTORY, d, 0, 0);
                 return 0;
         }
         for (size_t i = 0; i < dir->n_files; i++)
-                mark_blob(r, &dir->files[i]);
+                mark_blob(rc, &dir->files[i]);
         return 0;
 }
 
 static int mark_root(const char *name, const cas_node *root, int error, void *userdata)
 {
-        cas_reach *r = userdata;
+        cas_reach *rc = userdata;
 
         if (!root) {
                 /* its closure is unknown: gc must not run (it could delete
                  * what the root held before its record was damaged) */
-                r->root = name;
-                problem(r, CAS_FSCK_CORRUPT_ROOT, NULL, 0, 0);
-                r->root = NULL;
+                rc->root = name;
+                problem(rc, CAS_FSCK_CORRUPT_ROOT, NULL, 0, 0);
+                rc->root = NULL;
                 return 0;
         }
-        r->roots++;
-        r->root = root->name;
+        rc->roots++;
+        rc->root = root->name;
         if (root->type == CAS_NODE_FILE)
-                mark_blob(r, root);
-        if (root->type != CAS_NODE_DIRECTORY || cas_digest_map_get(&r->dirs, &root->digest, NULL))
+                mark_blob(rc, root);
+        if (root->type != CAS_NODE_DIRECTORY || cas_digest_map_get(&rc->dirs, &root->digest, NULL))
                 return 0;
-        return cas_metastore_walk(r->meta, &root->digest, mark_directory, r);
+        return cas_metastore_walk(rc->meta, &root->digest, mark_directory, rc);
 }
 
-int cas_reach_all(cas_reach *r)
+int cas_reach_all(cas_reach *rc)
 {
-        int k = cas_metastore_foreach_root_record(r->meta, mark_root, r);
-        r->root = NULL;
+        int k = cas_metastore_foreach_root_record(rc->meta, mark_root, rc);
+        rc->root = NULL;
         return k;
 }
 
-void cas_reach_done(cas_reach *r)
+void cas_reach_done(cas_reach *rc)
 {
-        cas_digest_map_done(&r->dirs);
-        cas_digest_map_done(&r->blobs);
+        cas_digest_map_done(&rc->dirs);
+        cas_digest_map_done(&rc->blobs);
 }
 
 int cas_listing_add_blob(const cas_digest *d, uint64_t size, void *userdata)

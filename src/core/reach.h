@@ -26,8 +26,8 @@ typedef struct cas_reach {
 
 /* Walks every root record and every root's closure into r (meta, cb and
  * userdata set by the caller). */
-int cas_reach_all(cas_reach *r);
-void cas_reach_done(cas_reach *r);
+int cas_reach_all(cas_reach *rc);
+void cas_reach_done(cas_reach *rc);
 
 /* The store's objects in the order the listing finds them. Blobs may be
  * added by the listing while workers take them (fsck): lock guards it. */

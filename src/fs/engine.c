@@ -673,10 +673,10 @@ static void trace(const cas_request *rq, const op *o)
         const char *name = rq->in->opcode == FUSE_LOOKUP ? cas_request_string(rq, 0, &len) : NULL;
 
         if (o)
-                cas_log(CAS_LOG_DEBUG, "%s nodeid=%" PRIu64 "%s%s", o->name, (uint64_t)rq->in->nodeid,
+                cas_log_debug("%s nodeid=%" PRIu64 "%s%s", o->name, (uint64_t)rq->in->nodeid,
                         name ? " " : "", name ?: "");
         else
-                cas_log(CAS_LOG_DEBUG, "opcode %" PRIu32 " nodeid=%" PRIu64 ": not implemented", rq->in->opcode,
+                cas_log_debug("opcode %" PRIu32 " nodeid=%" PRIu64 ": not implemented", rq->in->opcode,
                         (uint64_t)rq->in->nodeid);
 }
 

@@ -358,9 +358,9 @@ static int set_mem_table(cas_vhost *dev, const vu_msg *m, int *fds, unsigned n_f
         cas_guest_memory next = {0};
 
         for (unsigned k = 0; k < m->memory.nregions; k++) {
-                vu_region reg, *r = &reg;
+                vu_region reg;
                 memcpy(&reg, m->raw + 8 + k * sizeof(reg), sizeof(reg));
-                size_t len = (size_t)(r->size + r->mmap_offset);
+                size_t len = (size_t)(reg.size + reg.mmap_offset);
                 void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fds[k], 0);
                 if (p == MAP_FAILED) {
                         int e = -errno;
@@ -368,8 +368,8 @@ static int set_mem_table(cas_vhost *dev, const vu_msg *m, int *fds, unsigned n_f
                         cas_log(CAS_LOG_ERR, "cannot map guest memory: %s", strerror(-e));
                         return e;
                 }
-                next.regions[next.n++] = (cas_guest_region){.gpa = r->gpa, .size = r->size, .uva = r->uva,
-                                                            .host = (uint8_t *)p + r->mmap_offset,
+                next.regions[next.n++] = (cas_guest_region){.gpa = reg.gpa, .size = reg.size, .uva = reg.uva,
+                                                            .host = (uint8_t *)p + reg.mmap_offset,
                                                             .map = p, .map_len = len};
         }
         /* the rings live in guest memory: stop them while it changes */
