@@ -106,6 +106,29 @@ int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_option
         return 0;
 }
 
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
+               void (*help)(FILE *f), cas_engine_options *eo)
+{
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) >= 0) {
+                if (c == 'h') {
+                        help(stdout);
+                        return CLI_GETOPT_HELP;
+                }
+                if (c == '?') {
+                        fprintf(stderr, "Try 'casfs %s --help'.\n", cmd);
+                        return CLI_GETOPT_USAGE;
+                }
+                r = cli_engine_option(cmd, c, optarg, eo);
+                if (r < 0)
+                        return CLI_GETOPT_USAGE;
+                if (r == 0)
+                        break;
+        }
+        return c;
+}
+
 /* The serving commands run without glibc's per-thread cache of freed blocks
  * (tcache): it keeps a few blocks of every size each thread freed, scattered
  * over the heap, and each keeps a page resident; after the kernel drops its

@@ -194,72 +194,75 @@ static int cat_blob(cas_store *s, const cas_digest *d, uint64_t size, int fd, co
         return r;
 }
 
-int cmd_cat(int argc, char **argv)
+/* cmd ARGS...: runs fn on the node each path names; 1 when a path did not
+ * resolve or fn failed for it. */
+static int on_each_path(int argc, char **argv, const char *cmd, const char *usage, const char *text,
+                        int (*fn)(cas_store *s, const char *path, const cas_node *n, bool first))
 {
         _cleanup_(cas_store_freep) cas_store *s = NULL;
+        char line[64];
         int status = 0;
-        int r = simple_options(argc, argv, "cat NAME/PATH...",
-                               "Writes files' contents to standard output, each checked against its\n"
-                               "digest first: a corrupt or missing blob is an error, never wrong bytes.\n");
-        if (r >= 0)
-                return r;
+
+        snprintf(line, sizeof(line), "%s %s", cmd, usage);
+        status = simple_options(argc, argv, line, text);
+        if (status >= 0)
+                return status;
+        status = 0;
         if (argc - optind < 1) {
-                log_error("cat: takes NAME/PATH...");
+                log_error("%s: takes %s", cmd, usage);
                 return EXIT_USAGE;
         }
         if (cli_open_store(0, &s) < 0)
                 return 1;
         for (int i = optind; i < argc; i++) {
                 _cleanup_free_ cas_node *n = NULL;
-                if (resolve(s, "cat", argv[i], &n) < 0) {
-                        status = 1;
-                        continue;
-                }
-                if (n->type != CAS_NODE_FILE) {
-                        log_error("cat: %s: is a %s, not a file", argv[i], cas_node_type_string(n->type));
-                        status = 1;
-                        continue;
-                }
-                if (cat_blob(s, &n->digest, n->size, STDOUT_FILENO, argv[i]) < 0)
+                if (resolve(s, cmd, argv[i], &n) < 0 || fn(s, argv[i], n, i == optind) < 0)
                         status = 1;
         }
         return status;
 }
 
+static int cat_one(cas_store *s, const char *path, const cas_node *n, bool first)
+{
+        if (n->type != CAS_NODE_FILE) {
+                log_error("cat: %s: is a %s, not a file", path, cas_node_type_string(n->type));
+                return -EISDIR;
+        }
+        return cat_blob(s, &n->digest, n->size, STDOUT_FILENO, path);
+}
+
+int cmd_cat(int argc, char **argv)
+{
+        return on_each_path(argc, argv, "cat", "NAME/PATH...",
+                            "Writes files' contents to standard output, each checked against its\n"
+                            "digest first: a corrupt or missing blob is an error, never wrong bytes.\n",
+                            cat_one);
+}
+
+static int stat_one(cas_store *s, const char *path, const cas_node *n, bool first)
+{
+        char text[CAS_DIGEST_TEXT_MAX];
+
+        if (!first)
+                putchar('\n');
+        printf("name: %s\ntype: %s\n", n->name, cas_node_type_string(n->type));
+        if (n->type != CAS_NODE_SYMLINK)
+                printf("digest: %s\n", cas_digest_to_text(&n->digest, text));
+        printf("size: %" PRIu64 "\n", node_size(n));
+        if (n->type == CAS_NODE_FILE)
+                printf("executable: %s\n", n->executable ? "yes" : "no");
+        if (n->type == CAS_NODE_SYMLINK)
+                printf("target: %s\n", n->target);
+        return 0;
+}
+
 int cmd_stat(int argc, char **argv)
 {
-        _cleanup_(cas_store_freep) cas_store *s = NULL;
-        int status = 0;
-        int r = simple_options(argc, argv, "stat NAME[/PATH]...",
-                               "Shows a node, one 'key: value' per line: name, type, digest, size,\n"
-                               "executable (files), target (symlinks). Several are separated by a blank line.\n");
-        if (r >= 0)
-                return r;
-        if (argc - optind < 1) {
-                log_error("stat: takes NAME[/PATH]...");
-                return EXIT_USAGE;
-        }
-        if (cli_open_store(0, &s) < 0)
-                return 1;
-        for (int i = optind; i < argc; i++) {
-                _cleanup_free_ cas_node *n = NULL;
-                char text[CAS_DIGEST_TEXT_MAX];
-                if (resolve(s, "stat", argv[i], &n) < 0) {
-                        status = 1;
-                        continue;
-                }
-                if (i > optind)
-                        putchar('\n');
-                printf("name: %s\ntype: %s\n", n->name, cas_node_type_string(n->type));
-                if (n->type != CAS_NODE_SYMLINK)
-                        printf("digest: %s\n", cas_digest_to_text(&n->digest, text));
-                printf("size: %" PRIu64 "\n", node_size(n));
-                if (n->type == CAS_NODE_FILE)
-                        printf("executable: %s\n", n->executable ? "yes" : "no");
-                if (n->type == CAS_NODE_SYMLINK)
-                        printf("target: %s\n", n->target);
-        }
+        int r = on_each_path(argc, argv, "stat", "NAME[/PATH]...",
+                             "Shows a node, one 'key: value' per line: name, type, digest, size,\n"
+                             "executable (files), target (symlinks). Several are separated by a blank line.\n",
+                             stat_one);
         if (fflush(stdout) != 0)
-                status = 1;
-        return status;
+                r = 1;
+        return r;
 }

@@ -77,18 +77,12 @@ static int check_mountpoint(const char *mp)
 int cmd_mount(int argc, char **argv)
 {
         static const struct option options[] = {
-                {"list-root", no_argument, NULL, 'L'},
                 {"threads", required_argument, NULL, 'j'},
                 {"allow-other", no_argument, NULL, 'A'},
-                {"uid-gid", required_argument, NULL, 'U'},
-                {"xattr", no_argument, NULL, 'X'},
                 {"foreground", no_argument, NULL, 'f'},
-                {"no-verify", no_argument, NULL, 'N'},
-                {"prefetch", required_argument, NULL, 'P'},
                 {"passthrough", no_argument, NULL, 'T'},
                 {"read-ahead", required_argument, NULL, 'R'},
-                {"debug", no_argument, NULL, 'd'},
-                {"help", no_argument, NULL, 'h'},
+                CLI_ENGINE_LONG_OPTIONS,
                 {},
         };
         cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH, .direct_io = true};
@@ -96,12 +90,7 @@ int cmd_mount(int argc, char **argv)
         bool foreground = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "j:fdh", options, NULL)) >= 0) {
-                r = cli_engine_option("mount", c, optarg, &eo);
-                if (r < 0)
-                        return EXIT_USAGE;
-                if (r > 0)
-                        continue;
+        while ((c = cli_getopt("mount", argc, argv, "j:fdh", options, mount_help, &eo)) >= 0) {
                 switch (c) {
                 case 'j':
                         if (cli_parse_number("mount", "threads", optarg, 1, 64, &fo.threads) < 0)
@@ -121,14 +110,10 @@ int cmd_mount(int argc, char **argv)
                 case 'f':
                         foreground = true;
                         break;
-                case 'h':
-                        mount_help(stdout);
-                        return 0;
-                default:
-                        fprintf(stderr, "Try 'casfs mount --help'.\n");
-                        return EXIT_USAGE;
                 }
         }
+        if (c != -1)
+                return c == CLI_GETOPT_HELP ? 0 : EXIT_USAGE;
         if (argc - optind != 1) {
                 log_error("mount: takes one MOUNTPOINT; try 'casfs mount --help'");
                 return EXIT_USAGE;

@@ -42,15 +42,9 @@ int cmd_virtiofs(int argc, char **argv)
 {
         static const struct option options[] = {
                 {"socket", required_argument, NULL, 'S'},
-                {"list-root", no_argument, NULL, 'L'},
-                {"uid-gid", required_argument, NULL, 'U'},
-                {"xattr", no_argument, NULL, 'X'},
                 {"threads", required_argument, NULL, 'j'},
                 {"queues", required_argument, NULL, 'Q'},
-                {"no-verify", no_argument, NULL, 'N'},
-                {"prefetch", required_argument, NULL, 'P'},
-                {"debug", no_argument, NULL, 'd'},
-                {"help", no_argument, NULL, 'h'},
+                CLI_ENGINE_LONG_OPTIONS,
                 {},
         };
         cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH};
@@ -58,12 +52,7 @@ int cmd_virtiofs(int argc, char **argv)
         unsigned threads = 1, queues = 8;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "j:dh", options, NULL)) >= 0) {
-                r = cli_engine_option("virtiofs", c, optarg, &eo);
-                if (r < 0)
-                        return EXIT_USAGE;
-                if (r > 0)
-                        continue;
+        while ((c = cli_getopt("virtiofs", argc, argv, "j:dh", options, virtiofs_help, &eo)) >= 0) {
                 switch (c) {
                 case 'S':
                         socket_path = optarg;
@@ -76,14 +65,10 @@ int cmd_virtiofs(int argc, char **argv)
                         if (cli_parse_number("virtiofs", "queues", optarg, 1, CAS_VHOST_QUEUES_MAX - 1, &queues) < 0)
                                 return EXIT_USAGE;
                         break;
-                case 'h':
-                        virtiofs_help(stdout);
-                        return 0;
-                default:
-                        fprintf(stderr, "Try 'casfs virtiofs --help'.\n");
-                        return EXIT_USAGE;
                 }
         }
+        if (c != -1)
+                return c == CLI_GETOPT_HELP ? 0 : EXIT_USAGE;
         if (!socket_path || optind != argc) {
                 log_error("virtiofs: needs --socket PATH and nothing else; try 'casfs virtiofs --help'");
                 return EXIT_USAGE;

@@ -71,9 +71,9 @@ static void *rehash_worker(void *userdata)
                 blob_state state = rehash_blob(h, &d, buf, &size);
 
                 pthread_mutex_lock(&h->blobs.lock);
-                h->blobs.state[i] = (uint8_t)state;
+                h->blobs.items[i].state = (uint8_t)state;
                 if (size != CAS_BLOB_SIZE_UNKNOWN)
-                        h->blobs.size[i] = size;
+                        h->blobs.items[i].size = size;
                 pthread_mutex_unlock(&h->blobs.lock);
         }
         return NULL;
@@ -126,13 +126,13 @@ int cas_fsck(cas_blobstore *bs, cas_metastore *ms, unsigned n_threads, cas_fsck_
                 goto finish;
         }
         for (size_t i = 0; i < h.blobs.n; i++) {
-                uint8_t s = h.blobs.state[i];
+                uint8_t s = h.blobs.items[i].state;
                 if (s != BLOB_OK) {
-                        found(cb, userdata, blob_kinds[s], &h.blobs.d[i]);
+                        found(cb, userdata, blob_kinds[s], &h.blobs.items[i].digest);
                         st.problems++;
                 }
                 uint64_t bad = s == BLOB_CORRUPT_OUTBOARD ? BLOB_OK : s;
-                (void)cas_digest_map_put(&verdicts, &h.blobs.d[i], bad << 62 | h.blobs.size[i]);
+                (void)cas_digest_map_put(&verdicts, &h.blobs.items[i].digest, bad << 62 | h.blobs.items[i].size);
         }
 
         /* 2: every directory record (decoding checks hash, encoding, validity) */
@@ -143,8 +143,8 @@ int cas_fsck(cas_blobstore *bs, cas_metastore *ms, unsigned n_threads, cas_fsck_
         }
         for (size_t i = 0; i < dirs.n; i++) {
                 _cleanup_free_ cas_directory *dir = NULL;
-                if (cas_metastore_get_directory(ms, &dirs.d[i], &dir) < 0) {
-                        found(cb, userdata, CAS_FSCK_CORRUPT_DIRECTORY, &dirs.d[i]);
+                if (cas_metastore_get_directory(ms, &dirs.items[i].digest, &dir) < 0) {
+                        found(cb, userdata, CAS_FSCK_CORRUPT_DIRECTORY, &dirs.items[i].digest);
                         st.problems++;
                 }
         }
@@ -173,14 +173,14 @@ int cas_fsck(cas_blobstore *bs, cas_metastore *ms, unsigned n_threads, cas_fsck_
                 st.problems++;
         }
         for (size_t i = 0; i < h.blobs.n; i++)
-                if (!cas_digest_map_get(&rc.blobs, &h.blobs.d[i], NULL)) {
+                if (!cas_digest_map_get(&rc.blobs, &h.blobs.items[i].digest, NULL)) {
                         st.unreferenced_blobs++;
-                        found(cb, userdata, CAS_FSCK_UNREFERENCED_BLOB, &h.blobs.d[i]);
+                        found(cb, userdata, CAS_FSCK_UNREFERENCED_BLOB, &h.blobs.items[i].digest);
                 }
         for (size_t i = 0; i < dirs.n; i++)
-                if (!cas_digest_map_get(&rc.dirs, &dirs.d[i], NULL)) {
+                if (!cas_digest_map_get(&rc.dirs, &dirs.items[i].digest, NULL)) {
                         st.unreferenced_directories++;
-                        found(cb, userdata, CAS_FSCK_UNREFERENCED_DIRECTORY, &dirs.d[i]);
+                        found(cb, userdata, CAS_FSCK_UNREFERENCED_DIRECTORY, &dirs.items[i].digest);
                 }
         st.roots = rc.roots;
         st.problems += rc.problems;

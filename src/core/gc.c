@@ -60,8 +60,8 @@ int cas_gc(cas_blobstore *bs, cas_metastore *ms, bool dry_run, cas_gc_stats *ret
                 goto finish;
         }
         for (size_t i = 0; i < dirs.n; i++)
-                if (!cas_digest_map_get(&rc.dirs, &dirs.d[i], NULL))
-                        dead[n_dead++] = dirs.d[i];
+                if (!cas_digest_map_get(&rc.dirs, &dirs.items[i].digest, NULL))
+                        dead[n_dead++] = dirs.items[i].digest;
         if (!dry_run) {
                 r = cas_metastore_remove_directories(ms, dead, n_dead);
                 if (r < 0) {
@@ -70,16 +70,16 @@ int cas_gc(cas_blobstore *bs, cas_metastore *ms, bool dry_run, cas_gc_stats *ret
                 }
         }
         for (size_t i = 0; i < blobs.n; i++) {
-                if (cas_digest_map_get(&rc.blobs, &blobs.d[i], NULL))
+                if (cas_digest_map_get(&rc.blobs, &blobs.items[i].digest, NULL))
                         continue;
-                uint64_t size = blobs.size[i];
-                if (size == CAS_BLOB_SIZE_UNKNOWN && cas_blobstore_stat(bs, &blobs.d[i], &size) < 0)
+                uint64_t size = blobs.items[i].size;
+                if (size == CAS_BLOB_SIZE_UNKNOWN && cas_blobstore_stat(bs, &blobs.items[i].digest, &size) < 0)
                         size = 0;
                 if (!dry_run) {
-                        r = cas_blobstore_remove(bs, &blobs.d[i]);
+                        r = cas_blobstore_remove(bs, &blobs.items[i].digest);
                         if (r < 0 && r != -ENOENT) {
                                 cas_log_errno(CAS_LOG_ERR, r, "gc: removing blob %s: %s",
-                                              cas_digest_to_text(&blobs.d[i], text), strerror(-r));
+                                              cas_digest_to_text(&blobs.items[i].digest, text), strerror(-r));
                                 goto finish;
                         }
                 }

@@ -89,25 +89,15 @@ int cas_listing_add_blob(const cas_digest *d, uint64_t size, void *userdata)
         pthread_mutex_lock(&l->lock);
         if (l->n == l->alloc) {
                 size_t na = l->alloc ? l->alloc * 2 : 1024;
-                cas_digest *nd = realloc(l->d, na * sizeof(*nd));
-                if (nd)
-                        l->d = nd;
-                uint64_t *ns = realloc(l->size, na * sizeof(*ns));
-                if (ns)
-                        l->size = ns;
-                uint8_t *nst = realloc(l->state, na);
-                if (nst)
-                        l->state = nst;
-                if (!nd || !ns || !nst)
-                        r = -ENOMEM;
-                else
+                cas_listed *items = realloc(l->items, na * sizeof(*items));
+                if (items) {
+                        l->items = items;
                         l->alloc = na;
+                } else
+                        r = -ENOMEM;
         }
         if (r == 0) {
-                l->d[l->n] = *d;
-                l->size[l->n] = size;
-                l->state[l->n] = 0;
-                l->n++;
+                l->items[l->n++] = (cas_listed){.digest = *d, .size = size};
                 /* a worker woken per blob costs more than the blob: one per batch */
                 if (l->n % CAS_LISTING_BATCH == 0)
                         pthread_cond_signal(&l->more);
@@ -140,7 +130,7 @@ bool cas_listing_take(cas_listing *l, size_t *ret_index, cas_digest *ret_digest)
                 pthread_cond_wait(&l->more, &l->lock);
         if (l->next < l->n) {
                 *ret_index = l->next++;
-                *ret_digest = l->d[*ret_index]; /* a copy: the arrays move as they grow */
+                *ret_digest = l->items[*ret_index].digest; /* a copy: the array moves as it grows */
                 got = true;
         }
         pthread_mutex_unlock(&l->lock);
@@ -149,9 +139,7 @@ bool cas_listing_take(cas_listing *l, size_t *ret_index, cas_digest *ret_digest)
 
 void cas_listing_done(cas_listing *l)
 {
-        free(l->d);
-        free(l->size);
-        free(l->state);
+        free(l->items);
         pthread_cond_destroy(&l->more);
         pthread_mutex_destroy(&l->lock);
 }

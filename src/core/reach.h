@@ -31,12 +31,16 @@ void cas_reach_done(cas_reach *rc);
 
 /* The store's objects in the order the listing finds them. Blobs may be
  * added by the listing while workers take them (fsck): lock guards it. */
+typedef struct cas_listed {
+        cas_digest digest;
+        uint64_t size; /* CAS_BLOB_SIZE_UNKNOWN unless the listing or a reader told it */
+        uint8_t state; /* the user's (fsck: the blob's verdict), 0 when added */
+} cas_listed;
+
 typedef struct cas_listing {
-        pthread_mutex_t lock; /* protects the arrays, n, alloc, next and listed */
+        pthread_mutex_t lock; /* protects items, n, alloc, next and listed */
         pthread_cond_t more;  /* signalled per CAS_LISTING_BATCH blobs and when the listing ends */
-        cas_digest *d;
-        uint64_t *size; /* CAS_BLOB_SIZE_UNKNOWN unless the listing or a reader told it */
-        uint8_t *state; /* the user's per object (fsck: its verdict), 0 when added */
+        cas_listed *items;
         size_t n, alloc;
         size_t next; /* the next object a worker takes */
         bool listed; /* the listing has ended; nothing beyond n will come */
