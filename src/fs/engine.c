@@ -766,8 +766,10 @@ static void *ticker(void *userdata)
         pthread_mutex_lock(&e->tick_lock);
         while (!e->stop_ticking) {
                 next.tv_sec++;
-                if (pthread_cond_timedwait(&e->tick_cond, &e->tick_lock, &next) != ETIMEDOUT)
-                        continue;
+                while (!e->stop_ticking && pthread_cond_timedwait(&e->tick_cond, &e->tick_lock, &next) != ETIMEDOUT)
+                        ;
+                if (e->stop_ticking)
+                        break;
                 pthread_mutex_unlock(&e->tick_lock);
                 cas_engine_tick(e);
                 if (e->transport.notify)
