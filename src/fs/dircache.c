@@ -59,7 +59,7 @@ int cas_dircache_get(cas_dircache *dc, cas_inode *i, cas_dir_cache **ret)
                  * that neither the store read nor the log line repeats on every
                  * LOOKUP and READDIR (a file's failed blob check is kept the
                  * same way); of requests failing at once, one logs */
-                if (atomic_exchange(&st->verdict, CAS_VERDICT_BAD) != CAS_VERDICT_BAD) {
+                if (atomic_exchange(&i->user_byte, CAS_VERDICT_BAD) != CAS_VERDICT_BAD) {
                         char text[CAS_DIGEST_TEXT_MAX];
                         cas_log(CAS_LOG_ERR, "directory %s is %s", cas_digest_to_text(&i->digest, text),
                                 r == -ENOENT ? "missing from the store" : "corrupt in the store");

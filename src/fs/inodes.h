@@ -33,6 +33,9 @@ typedef struct cas_inode {
         _Atomic uint32_t refs;
         uint8_t type;             /* cas_node_type; 0 for the mount top */
         bool executable;
+        /* a byte of the user's state (as tail), in what would be padding:
+         * with it a file's state fits the allocation an inode had before */
+        _Atomic uint8_t user_byte;
         uint64_t size;            /* bytes of a file, entries of a directory, length of a target */
         cas_digest digest;        /* blob or directory digest; for a symlink the hash of its target */
         struct cas_inode *next_by_key, *next_by_ino; /* hash chains, under the shard locks */

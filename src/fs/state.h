@@ -17,11 +17,11 @@ typedef enum cas_verdict {
         CAS_VERDICT_BAD,         /* it did not, or is missing: every later use fails at once */
 } cas_verdict;
 
+/* The verdict is the inode's user_byte: files: the blob's (a small one's
+ * whole; a large one's only when it was hashed whole and did not match);
+ * directories: BAD once their record was found missing or corrupt (logged
+ * once). The rest lives in the inode's tail: */
 typedef struct cas_inode_state {
-        /* files: the blob's verdict (a small one's whole; a large one's only
-         * when it was hashed whole and did not match); directories: BAD once
-         * their record was found missing or corrupt (logged once) */
-        _Atomic uint8_t verdict; /* cas_verdict */
         /* files served by FUSE passthrough: the kernel's id of the blob's file
          * (0: none yet); closed when the kernel forgets the inode */
         _Atomic int32_t backing_id;
@@ -49,10 +49,10 @@ static inline cas_inode_state *cas_state(cas_inode *i)
 
 static inline cas_verdict cas_state_verdict(cas_inode *i)
 {
-        return (cas_verdict)atomic_load(&cas_state(i)->verdict);
+        return (cas_verdict)atomic_load(&i->user_byte);
 }
 
 static inline void cas_state_set_verdict(cas_inode *i, cas_verdict v)
 {
-        atomic_store(&cas_state(i)->verdict, (uint8_t)v);
+        atomic_store(&i->user_byte, (uint8_t)v);
 }
