@@ -734,7 +734,7 @@ int cas_engine_refresh_roots(cas_engine *e)
         return cas_top_refresh(&e->top, atomic_load(&e->initialized));
 }
 
-void cas_engine_release_memory(cas_engine *e)
+static void release_memory(cas_engine *e)
 {
         cas_parked_clear(&e->parked);
         cas_bufpool_clear(&e->pool);
@@ -742,14 +742,16 @@ void cas_engine_release_memory(cas_engine *e)
         cas_metastore_release_memory(e->store->meta);
 }
 
-void cas_engine_tick(cas_engine *e)
+/* Once the kernel forgot inodes and its FORGETs stopped for a tick, the
+ * memory goes back. */
+static void tick(cas_engine *e)
 {
         uint64_t freed = cas_inodes_freed(e->inodes);
 
         /* Releasing while FORGETs still come would leave what they free
          * after: wait for a quiet tick. */
         if (freed == e->tick_freed && freed - e->released_freed >= RELEASE_AFTER_FREED) {
-                cas_engine_release_memory(e);
+                release_memory(e);
                 e->released_freed = freed;
         }
         e->tick_freed = freed;
@@ -771,7 +773,7 @@ static void *ticker(void *userdata)
                 if (e->stop_ticking)
                         break;
                 pthread_mutex_unlock(&e->tick_lock);
-                cas_engine_tick(e);
+                tick(e);
                 if (e->transport.notify)
                         (void)cas_engine_refresh_roots(e);
                 pthread_mutex_lock(&e->tick_lock);

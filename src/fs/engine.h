@@ -57,19 +57,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(cas_engine *, cas_engine_free);
 ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt,
                           const struct iovec *out, int out_cnt);
 
-/* Gives memory back after the kernel forgot much: the heap's free pages and
- * the store's mapped metadata pages. */
-void cas_engine_release_memory(cas_engine *e);
-
-/* Housekeeping, run about once a second by the engine's own thread (see
- * cas_engine_start): once the kernel forgot inodes (a cache drop, memory
- * pressure) and its FORGETs have stopped for a tick, the memory goes back
- * (as cas_engine_release_memory). */
-void cas_engine_tick(cas_engine *e);
-
 /* Starts the engine's threads: those reading ahead (readahead.h), when
- * opts.prefetch is not 0, and the housekeeping one, which ticks every second
- * and, where the transport can notify the kernel, refreshes the roots. A
+ * opts.prefetch is not 0, and the housekeeping one. Once a second, that one
+ * gives memory back once the kernel forgot much (a cache drop, memory
+ * pressure) and its FORGETs have stopped for a second: the heap's free pages,
+ * blobs read ahead and not read, the store's mapped metadata pages; and,
+ * where the transport can notify the kernel, it refreshes the roots. A
  * transport starts them once it serves and stops them (or frees the engine)
  * once its workers are gone. */
 int cas_engine_start(cas_engine *e);
