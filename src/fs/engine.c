@@ -68,7 +68,7 @@ struct cas_engine {
         pthread_mutex_t tick_lock; /* protects stop_ticking */
         pthread_cond_t tick_cond;
         bool stop_ticking;
-        /* cas_engine_tick's: inodes freed at the last tick and at the last release */
+        /* tick's: inodes freed at the last tick and at the last release */
         uint64_t tick_freed, released_freed;
 };
 
