@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,8 +139,34 @@ int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_option
                         return -EINVAL;
                 eo->prefetch = u;
                 return 1;
+        case 'd':
+                cas_log_set_max_level(CAS_LOG_DEBUG); /* each request, by its opcode's name */
+                return 1;
         }
         return 0;
+}
+
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
+               void (*help)(FILE *f), cas_engine_options *eo)
+{
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) >= 0) {
+                if (c == 'h') {
+                        help(stdout);
+                        return CLI_GETOPT_HELP;
+                }
+                if (c == '?') {
+                        fprintf(stderr, "Try 'casfs %s --help'.\n", cmd);
+                        return CLI_GETOPT_USAGE;
+                }
+                r = cli_engine_option(cmd, c, optarg, eo);
+                if (r < 0)
+                        return CLI_GETOPT_USAGE;
+                if (r == 0)
+                        break;
+        }
+        return c;
 }
 
 /* The serving commands run without glibc's per-thread cache of freed blocks
@@ -173,6 +200,19 @@ static void restart_without_malloc_cache(char **argv)
         (void)execv("/proc/self/exe", argv);
         /* no /proc, or the binary is gone: go on with the cache */
 #endif
+}
+
+/* The serving commands' heap: fixed thresholds (glibc adapts both
+ * otherwise). A freed 2 MiB block, as LMDB's at closing a store, would raise
+ * the trim threshold to 4 MiB, and each worker thread's arena would keep up
+ * to that much free memory resident for good (malloc_trim does not trim the
+ * top of a thread's arena). With these, memory freed after FORGETs goes back
+ * to the system. */
+static void tune_malloc(void)
+{
+        (void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+        (void)mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+        (void)mallopt(M_MXFAST, 0);
 }
 
 static const struct {
@@ -269,8 +309,10 @@ int main(int argc, char **argv)
         }
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (strcmp(argv[optind], commands[i].name) == 0) {
-                        if (commands[i].serves)
+                        if (commands[i].serves) {
                                 restart_without_malloc_cache(argv);
+                                tune_malloc();
+                        }
                         argc -= optind;
                         argv += optind;
                         optind = 0; /* let the command run getopt afresh */

@@ -4,6 +4,7 @@
 /* Shared by the CLI's command files. Exit statuses: 0 success, 1 failure, 2 usage. */
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "engine.h"
 #include "log.h"
@@ -60,7 +61,7 @@ int cli_parse_number(const char *cmd, const char *option, const char *s, unsigne
                      unsigned *ret);
 
 /* The options mount and virtiofs share, by their getopt codes: 'L' --list-root,
- * 'U' --uid-gid, 'X' --xattr, 'N' --no-verify. 1 when c was one (applied to
+ * 'U' --uid-gid, 'X' --xattr, 'N' --no-verify, 'P' --prefetch, 'd' --debug. 1 when c was one (applied to
  * eo), 0 when it was not, -EINVAL (said) when its argument is bad. */
 int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_options *eo);
 
@@ -79,3 +80,20 @@ int cli_log_check(const char *cmd, const char *path, char **ret_absolute);
 /* Switches the log's sink as described above; says why and returns -errno
  * when it cannot (the sink is then left as it was). */
 int cli_log_choose(const char *cmd, const char *path, bool background);
+
+/* getopt_long for mount and virtiofs, applying the options above itself
+ * and answering --help with help(stdout): the next other option, -1 at the
+ * end, CLI_GETOPT_HELP once the help is shown, CLI_GETOPT_USAGE when an
+ * option is unknown or its argument bad (said). */
+#define CLI_GETOPT_USAGE (-2)
+#define CLI_GETOPT_HELP (-3)
+struct option;
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
+               void (*help)(FILE *f), cas_engine_options *eo);
+
+/* Their entries (and --help's) in a command's table of long options. */
+#define CLI_ENGINE_LONG_OPTIONS                                                                    \
+        {"help", no_argument, NULL, 'h'}, {"list-root", no_argument, NULL, 'L'},                   \
+                {"uid-gid", required_argument, NULL, 'U'}, {"xattr", no_argument, NULL, 'X'},      \
+                {"no-verify", no_argument, NULL, 'N'}, {"prefetch", required_argument, NULL, 'P'}, \
+                {"debug", no_argument, NULL, 'd'}

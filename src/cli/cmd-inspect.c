@@ -5,6 +5,8 @@
 
 #include "cli.h"
 #include "macro.h"
+#include "outboard.h"
+#include "verify.h"
 
 /* Commands that only read: roots, ls, cat, stat. Each takes -h/--help only. */
 static int simple_options(int argc, char **argv, const char *usage, const char *text)
@@ -138,15 +140,19 @@ int cmd_ls(int argc, char **argv)
         return fflush(stdout) == 0 ? 0 : 1;
 }
 
-/* Streams a blob to fd after checking it against its digest: the bytes are
- * hashed in a first pass and written only if they match. */
+#define CAT_BUFFER (1 << 20)
+
+/* Writes a blob to fd once it is checked against its digest: no byte of a
+ * corrupt blob is written. A small blob is read once, into memory, and
+ * checked there. A large one is hashed whole first, which yields its
+ * outboard, and then read again group by group, each checked against that
+ * outboard on its way out. */
 static int cat_blob(cas_store *s, const cas_digest *d, uint64_t size, int fd, const char *what)
 {
         _cleanup_(cas_blob_reader_freep) cas_blob_reader *rd = NULL;
-        _cleanup_free_ uint8_t *buf = malloc(1 << 20);
+        _cleanup_free_ uint8_t *buf = malloc(CAT_BUFFER), *outboard = NULL;
         char text[CAS_DIGEST_TEXT_MAX];
-        cas_hasher h;
-        cas_digest got;
+        uint64_t bad;
         int r;
 
         if (!buf)
@@ -164,104 +170,101 @@ static int cat_blob(cas_store *s, const cas_digest *d, uint64_t size, int fd, co
                           cas_digest_to_text(d, text), cas_blob_reader_size(rd), size);
                 return -EBADMSG;
         }
-        for (int pass = 0; pass < 2; pass++) {
-                cas_hasher_init(&h);
-                for (uint64_t off = 0; off < size;) {
-                        ssize_t n = cas_blob_reader_pread(rd, buf, 1 << 20, off);
-                        if (n <= 0) {
-                                log_error("cat: %s: reading blob %s: %s", what,
-                                          cas_digest_to_text(d, text), n < 0 ? strerror((int)-n) : "short");
-                                return n < 0 ? (int)n : -EIO;
-                        }
-                        if (pass == 0)
-                                cas_hasher_update(&h, buf, (size_t)n);
-                        else {
-                                r = cas_loop_write(fd, buf, (size_t)n);
-                                if (r < 0) {
-                                        log_error("cat: writing: %s", strerror(-r));
-                                        return r;
-                                }
-                        }
-                        off += (uint64_t)n;
+        if (cas_outboard_size(size) == 0) {
+                ssize_t n = cas_blob_reader_pread(rd, buf, CAT_BUFFER, 0);
+                r = n < 0 ? (int)n : (uint64_t)n != size ? -EIO : cas_verify_buffer(buf, (size_t)n, d);
+        } else
+                r = cas_verify_blob(rd, d, size, buf, CAT_BUFFER, &outboard);
+        for (uint64_t off = 0; r >= 0 && off < size;) {
+                uint64_t start;
+                size_t span = cas_verify_span(size, off, (size_t)MIN(size - off, (uint64_t)CAT_BUFFER), &start);
+                if (outboard)
+                        r = cas_verify_read_groups(rd, outboard, size, start, span, buf, CAT_BUFFER, false, &bad);
+                if (r >= 0) {
+                        r = cas_loop_write(fd, buf, span);
+                        if (r < 0)
+                                return cas_log_errno(CAS_LOG_ERR, r, "cat: writing: %s", strerror(-r));
                 }
-                if (pass == 0) {
-                        cas_hasher_final(&h, &got);
-                        if (!cas_digest_eq(&got, d)) {
-                                log_error("cat: %s: blob %s is corrupt (its bytes do not match the digest)",
-                                          what, cas_digest_to_text(d, text));
-                                return -EBADMSG;
-                        }
-                }
+                off += span;
         }
-        return 0;
+        if (r == -EBADMSG)
+                log_error("cat: %s: blob %s is corrupt (its bytes do not match the digest)", what,
+                          cas_digest_to_text(d, text));
+        else if (r < 0)
+                log_error("cat: %s: reading blob %s: %s", what, cas_digest_to_text(d, text),
+                          r == -EIO ? "short" : strerror(-r));
+        return r;
+}
+
+/* cmd ARGS...: runs fn on the node each path names; 1 when a path did not
+ * resolve or fn failed for it. */
+static int on_each_path(int argc, char **argv, const char *cmd, const char *usage, const char *text,
+                        int (*fn)(cas_store *s, const char *path, const cas_node *n, bool first))
+{
+        _cleanup_(cas_store_freep) cas_store *s = NULL;
+        char line[64];
+        int status = 0;
+
+        snprintf(line, sizeof(line), "%s %s", cmd, usage);
+        status = simple_options(argc, argv, line, text);
+        if (status >= 0)
+                return status;
+        status = 0;
+        if (argc - optind < 1) {
+                log_error("%s: takes %s", cmd, usage);
+                return EXIT_USAGE;
+        }
+        if (cli_open_store(0, &s) < 0)
+                return 1;
+        for (int i = optind; i < argc; i++) {
+                _cleanup_free_ cas_node *n = NULL;
+                if (resolve(s, cmd, argv[i], &n) < 0 || fn(s, argv[i], n, i == optind) < 0)
+                        status = 1;
+        }
+        return status;
+}
+
+static int cat_one(cas_store *s, const char *path, const cas_node *n, bool first)
+{
+        if (n->type != CAS_NODE_FILE) {
+                log_error("cat: %s: is a %s, not a file", path, cas_node_type_string(n->type));
+                return -EISDIR;
+        }
+        return cat_blob(s, &n->digest, n->size, STDOUT_FILENO, path);
 }
 
 int cmd_cat(int argc, char **argv)
 {
-        _cleanup_(cas_store_freep) cas_store *s = NULL;
-        int status = 0;
-        int r = simple_options(argc, argv, "cat NAME/PATH...",
-                               "Writes files' contents to standard output, each checked against its\n"
-                               "digest first: a corrupt or missing blob is an error, never wrong bytes.\n");
-        if (r >= 0)
-                return r;
-        if (argc - optind < 1) {
-                log_error("cat: takes NAME/PATH...");
-                return EXIT_USAGE;
-        }
-        if (cli_open_store(0, &s) < 0)
-                return 1;
-        for (int i = optind; i < argc; i++) {
-                _cleanup_free_ cas_node *n = NULL;
-                if (resolve(s, "cat", argv[i], &n) < 0) {
-                        status = 1;
-                        continue;
-                }
-                if (n->type != CAS_NODE_FILE) {
-                        log_error("cat: %s: is a %s, not a file", argv[i], cas_node_type_string(n->type));
-                        status = 1;
-                        continue;
-                }
-                if (cat_blob(s, &n->digest, n->size, STDOUT_FILENO, argv[i]) < 0)
-                        status = 1;
-        }
-        return status;
+        return on_each_path(argc, argv, "cat", "NAME/PATH...",
+                            "Writes files' contents to standard output, each checked against its\n"
+                            "digest first: a corrupt or missing blob is an error, never wrong bytes.\n",
+                            cat_one);
+}
+
+static int stat_one(cas_store *s, const char *path, const cas_node *n, bool first)
+{
+        char text[CAS_DIGEST_TEXT_MAX];
+
+        if (!first)
+                putchar('\n');
+        printf("name: %s\ntype: %s\n", n->name, cas_node_type_string(n->type));
+        if (n->type != CAS_NODE_SYMLINK)
+                printf("digest: %s\n", cas_digest_to_text(&n->digest, text));
+        printf("size: %" PRIu64 "\n", node_size(n));
+        if (n->type == CAS_NODE_FILE)
+                printf("executable: %s\n", n->executable ? "yes" : "no");
+        if (n->type == CAS_NODE_SYMLINK)
+                printf("target: %s\n", n->target);
+        return 0;
 }
 
 int cmd_stat(int argc, char **argv)
 {
-        _cleanup_(cas_store_freep) cas_store *s = NULL;
-        int status = 0;
-        int r = simple_options(argc, argv, "stat NAME[/PATH]...",
-                               "Shows a node, one 'key: value' per line: name, type, digest, size,\n"
-                               "executable (files), target (symlinks). Several are separated by a blank line.\n");
-        if (r >= 0)
-                return r;
-        if (argc - optind < 1) {
-                log_error("stat: takes NAME[/PATH]...");
-                return EXIT_USAGE;
-        }
-        if (cli_open_store(0, &s) < 0)
-                return 1;
-        for (int i = optind; i < argc; i++) {
-                _cleanup_free_ cas_node *n = NULL;
-                char text[CAS_DIGEST_TEXT_MAX];
-                if (resolve(s, "stat", argv[i], &n) < 0) {
-                        status = 1;
-                        continue;
-                }
-                if (i > optind)
-                        putchar('\n');
-                printf("name: %s\ntype: %s\n", n->name, cas_node_type_string(n->type));
-                if (n->type != CAS_NODE_SYMLINK)
-                        printf("digest: %s\n", cas_digest_to_text(&n->digest, text));
-                printf("size: %" PRIu64 "\n", node_size(n));
-                if (n->type == CAS_NODE_FILE)
-                        printf("executable: %s\n", n->executable ? "yes" : "no");
-                if (n->type == CAS_NODE_SYMLINK)
-                        printf("target: %s\n", n->target);
-        }
+        int r = on_each_path(argc, argv, "stat", "NAME[/PATH]...",
+                             "Shows a node, one 'key: value' per line: name, type, digest, size,\n"
+                             "executable (files), target (symlinks). Several are separated by a blank line.\n",
+                             stat_one);
         if (fflush(stdout) != 0)
-                status = 1;
-        return status;
+                r = 1;
+        return r;
 }

@@ -50,6 +50,7 @@ static void mount_help(FILE *f)
                 "      --read-ahead KIB  how far the kernel reads ahead of a reader in a file,\n"
                 "                     in KiB (default: %u; needs root, else the kernel's\n"
                 "                     128; 0: leave the kernel's setting)\n"
+                "  -d, --debug        log each request (opcode, node, name)\n"
                 "  -h, --help         show this help\n",
                 CLI_DEFAULT_PREFETCH, CLI_DEFAULT_READ_AHEAD);
 }
@@ -85,18 +86,13 @@ static int check_mountpoint(const char *mp)
 int cmd_mount(int argc, char **argv)
 {
         static const struct option options[] = {
-                {"list-root", no_argument, NULL, 'L'},
                 {"threads", required_argument, NULL, 'j'},
                 {"allow-other", no_argument, NULL, 'A'},
-                {"uid-gid", required_argument, NULL, 'U'},
-                {"xattr", no_argument, NULL, 'X'},
                 {"foreground", no_argument, NULL, 'f'},
-                {"no-verify", no_argument, NULL, 'N'},
-                {"prefetch", required_argument, NULL, 'P'},
                 {"passthrough", no_argument, NULL, 'T'},
                 {"read-ahead", required_argument, NULL, 'R'},
                 {"log", required_argument, NULL, 'l'},
-                {"help", no_argument, NULL, 'h'},
+                CLI_ENGINE_LONG_OPTIONS,
                 {},
         };
         cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH, .direct_io = true};
@@ -105,12 +101,7 @@ int cmd_mount(int argc, char **argv)
         bool foreground = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "j:fh", options, NULL)) >= 0) {
-                r = cli_engine_option("mount", c, optarg, &eo);
-                if (r < 0)
-                        return EXIT_USAGE;
-                if (r > 0)
-                        continue;
+        while ((c = cli_getopt("mount", argc, argv, "j:fdh", options, mount_help, &eo)) >= 0) {
                 switch (c) {
                 case 'j':
                         if (cli_parse_number("mount", "threads", optarg, 1, 64, &fo.threads) < 0)
@@ -136,14 +127,10 @@ int cmd_mount(int argc, char **argv)
                         if (cli_log_check("mount", optarg, &log_path) < 0)
                                 return 1;
                         break;
-                case 'h':
-                        mount_help(stdout);
-                        return 0;
-                default:
-                        fprintf(stderr, "Try 'casfs mount --help'.\n");
-                        return EXIT_USAGE;
                 }
         }
+        if (c != -1)
+                return c == CLI_GETOPT_HELP ? 0 : EXIT_USAGE;
         if (argc - optind != 1) {
                 log_error("mount: takes one MOUNTPOINT; try 'casfs mount --help'");
                 return EXIT_USAGE;

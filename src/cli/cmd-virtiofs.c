@@ -38,44 +38,28 @@ static void virtiofs_help(FILE *f)
                 "                      directory ahead, in parallel (default: %u; 0: off)\n"
                 "      --log FILE      append the log lines (damaged objects, ...) to FILE once\n"
                 "                      the socket listens (default: stderr)\n"
+                "  -d, --debug         log each request (opcode, node, name)\n"
                 "  -h, --help          show this help\n",
                 CLI_DEFAULT_PREFETCH);
-}
-
-static void *prefetcher(void *userdata)
-{
-        cas_engine_prefetch_worker(userdata);
-        cas_engine_thread_done();
-        return NULL;
 }
 
 int cmd_virtiofs(int argc, char **argv)
 {
         static const struct option options[] = {
                 {"socket", required_argument, NULL, 'S'},
-                {"list-root", no_argument, NULL, 'L'},
-                {"uid-gid", required_argument, NULL, 'U'},
-                {"xattr", no_argument, NULL, 'X'},
                 {"threads", required_argument, NULL, 'j'},
                 {"queues", required_argument, NULL, 'Q'},
-                {"no-verify", no_argument, NULL, 'N'},
-                {"prefetch", required_argument, NULL, 'P'},
                 {"log", required_argument, NULL, 'l'},
-                {"help", no_argument, NULL, 'h'},
+                CLI_ENGINE_LONG_OPTIONS,
                 {},
         };
-        cas_engine_options eo = {.verify = true, .virtio = true, .prefetch = CLI_DEFAULT_PREFETCH};
+        cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH};
         const char *socket_path = NULL;
         _cleanup_free_ char *log_path = NULL;
         unsigned threads = 1, queues = 8;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "j:h", options, NULL)) >= 0) {
-                r = cli_engine_option("virtiofs", c, optarg, &eo);
-                if (r < 0)
-                        return EXIT_USAGE;
-                if (r > 0)
-                        continue;
+        while ((c = cli_getopt("virtiofs", argc, argv, "j:dh", options, virtiofs_help, &eo)) >= 0) {
                 switch (c) {
                 case 'S':
                         socket_path = optarg;
@@ -94,14 +78,10 @@ int cmd_virtiofs(int argc, char **argv)
                         if (cli_log_check("virtiofs", optarg, &log_path) < 0)
                                 return 1;
                         break;
-                case 'h':
-                        virtiofs_help(stdout);
-                        return 0;
-                default:
-                        fprintf(stderr, "Try 'casfs virtiofs --help'.\n");
-                        return EXIT_USAGE;
                 }
         }
+        if (c != -1)
+                return c == CLI_GETOPT_HELP ? 0 : EXIT_USAGE;
         if (!socket_path || optind != argc) {
                 log_error("virtiofs: needs --socket PATH and nothing else; try 'casfs virtiofs --help'");
                 return EXIT_USAGE;
@@ -156,16 +136,11 @@ int cmd_virtiofs(int argc, char **argv)
                 close(conn);
                 return 1;
         }
-        pthread_t prefetchers[CAS_ENGINE_PREFETCH_THREADS];
-        unsigned n_prefetchers = 0;
-        if (eo.prefetch)
-                for (; n_prefetchers < ELEMENTSOF(prefetchers); n_prefetchers++)
-                        if (pthread_create(&prefetchers[n_prefetchers], NULL, prefetcher, e) != 0)
-                                break;
-        r = cas_vhost_serve(e, conn, queues, threads, &signals);
-        cas_engine_stop_prefetch(e);
-        for (unsigned k = 0; k < n_prefetchers; k++)
-                pthread_join(prefetchers[k], NULL);
+        r = cas_engine_start(e);
+        if (r >= 0)
+                r = cas_vhost_serve(e, conn, queues, threads, &signals);
+        else
+                close(conn);
         cas_engine_free(e);
         if (r < 0) {
                 log_error("virtiofs: the connection failed: %s", strerror(-r));

@@ -90,42 +90,42 @@ int cas_blob_reader_new_fd(int fd, uint64_t size, cas_blob_reader **ret)
         return 0;
 }
 
-uint64_t cas_blob_reader_size(const cas_blob_reader *r)
+uint64_t cas_blob_reader_size(const cas_blob_reader *rd)
 {
-        return r->size;
+        return rd->size;
 }
 
-int cas_blob_reader_fd(const cas_blob_reader *r)
+int cas_blob_reader_fd(const cas_blob_reader *rd)
 {
-        return r->mem ? -1 : r->fd;
+        return rd->mem ? -1 : rd->fd;
 }
 
-ssize_t cas_blob_reader_pread(cas_blob_reader *r, void *buf, size_t n, uint64_t off)
+ssize_t cas_blob_reader_pread(cas_blob_reader *rd, void *buf, size_t n, uint64_t off)
 {
-        if (off >= r->size)
+        if (off >= rd->size)
                 return 0;
-        n = (size_t)MIN((uint64_t)n, r->size - off);
-        if (r->mem) {
-                memcpy(buf, r->mem + off, n);
+        n = (size_t)MIN((uint64_t)n, rd->size - off);
+        if (rd->mem) {
+                memcpy(buf, rd->mem + off, n);
                 return (ssize_t)n;
         }
-        ssize_t k = cas_loop_pread(r->fd, buf, n, (off_t)off);
+        ssize_t k = cas_loop_pread(rd->fd, buf, n, (off_t)off);
         if (k >= 0 && (size_t)k < n)
                 return -EIO; /* the file is shorter than the blob: truncated on disk */
         return k;
 }
 
-int cas_blob_reader_direct_fd(cas_blob_reader *r)
+int cas_blob_reader_direct_fd(cas_blob_reader *rd)
 {
-        int fd = atomic_load(&r->direct_fd);
-        if (fd != -2 || r->mem)
-                return r->mem ? -1 : fd;
+        int fd = atomic_load(&rd->direct_fd);
+        if (fd != -2 || rd->mem)
+                return rd->mem ? -1 : fd;
         /* reopened through /proc: the same file, whatever its name now */
         char path[64];
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", r->fd);
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", rd->fd);
         fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
         int none = -2;
-        if (!atomic_compare_exchange_strong(&r->direct_fd, &none, fd < 0 ? -1 : fd)) {
+        if (!atomic_compare_exchange_strong(&rd->direct_fd, &none, fd < 0 ? -1 : fd)) {
                 if (fd >= 0)
                         close(fd);
                 return none;
@@ -133,15 +133,15 @@ int cas_blob_reader_direct_fd(cas_blob_reader *r)
         return fd < 0 ? -1 : fd;
 }
 
-cas_blob_reader *cas_blob_reader_free(cas_blob_reader *r)
+cas_blob_reader *cas_blob_reader_free(cas_blob_reader *rd)
 {
-        if (r) {
-                if (!r->mem) {
-                        safe_close(r->fd);
-                        if (r->direct_fd >= 0)
-                                safe_close(r->direct_fd);
+        if (rd) {
+                if (!rd->mem) {
+                        safe_close(rd->fd);
+                        if (rd->direct_fd >= 0)
+                                safe_close(rd->direct_fd);
                 }
-                free(r);
+                free(rd);
         }
         return NULL;
 }
@@ -369,7 +369,7 @@ static int local_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **
         char path[LOCAL_PATH_MAX];
         struct stat st;
         _cleanup_close_ int fd = -1;
-        cas_blob_reader *r;
+        cas_blob_reader *rd;
 
         local_path(d, path);
         fd = openat(bs->dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -379,13 +379,13 @@ static int local_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **
                 return -errno;
         if (!S_ISREG(st.st_mode))
                 return -EBADMSG;
-        r = calloc(1, sizeof(*r));
-        if (!r)
+        rd = calloc(1, sizeof(*rd));
+        if (!rd)
                 return -ENOMEM;
-        r->fd = TAKE_FD(fd);
-        r->direct_fd = -2;
-        r->size = (uint64_t)st.st_size;
-        *ret = r;
+        rd->fd = TAKE_FD(fd);
+        rd->direct_fd = -2;
+        rd->size = (uint64_t)st.st_size;
+        *ret = rd;
         return 0;
 }
 

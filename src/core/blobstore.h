@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "digest.h"
+#include "macro.h"
 
 typedef struct cas_blobstore cas_blobstore;
 typedef struct cas_blob_reader cas_blob_reader;
@@ -36,16 +37,16 @@ int cas_blobstore_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader *
  * what they fetch before anything is decompressed. */
 int cas_blobstore_open_sized(cas_blobstore *bs, const cas_digest *d, uint64_t size,
                              cas_blob_reader **ret);
-uint64_t cas_blob_reader_size(const cas_blob_reader *r);
+uint64_t cas_blob_reader_size(const cas_blob_reader *rd);
 /* Reads up to n bytes at off; short only at the end of the blob. */
-ssize_t cas_blob_reader_pread(cas_blob_reader *r, void *buf, size_t n, uint64_t off);
+ssize_t cas_blob_reader_pread(cas_blob_reader *rd, void *buf, size_t n, uint64_t off);
 /* The file descriptor behind the reader, or -1 when there is none (memory). */
-int cas_blob_reader_fd(const cas_blob_reader *r);
+int cas_blob_reader_fd(const cas_blob_reader *rd);
 /* The same file opened for direct I/O (O_DIRECT: reads bypass the page
  * cache, straight into the caller's aligned buffer), or -1 when there is
  * none. Opened on first use, closed with the reader. */
-int cas_blob_reader_direct_fd(cas_blob_reader *r);
-cas_blob_reader *cas_blob_reader_free(cas_blob_reader *r);
+int cas_blob_reader_direct_fd(cas_blob_reader *rd);
+cas_blob_reader *cas_blob_reader_free(cas_blob_reader *rd);
 
 /* Streaming put: the digest (and, for a large blob, its outboard) is computed
  * while the bytes go in. Small blobs
@@ -90,8 +91,6 @@ int cas_blobstore_clean_temporary(cas_blobstore *bs, unsigned min_age, uint64_t 
 /* Test hook: the path of a blob's file, for tests that corrupt it. Local backend only. */
 int cas_blobstore_path(cas_blobstore *bs, const cas_digest *d, char **ret);
 
-static inline void cas_blob_reader_freep(cas_blob_reader **r)
-{
-        if (*r)
-                cas_blob_reader_free(*r);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(cas_blob_reader *, cas_blob_reader_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(cas_blobstore *, cas_blobstore_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(cas_blob_writer *, cas_blob_writer_abort);

@@ -41,9 +41,7 @@ void cas_log(cas_log_level level, const char *fmt, ...) _printf_(2, 3);
  * returned in one line: return cas_log_errno(CAS_LOG_ERR, r, "...: %s", ...). */
 int cas_log_errno(cas_log_level level, int error, const char *fmt, ...) _printf_(3, 4);
 
-#define cas_log_error(...) cas_log(CAS_LOG_ERR, __VA_ARGS__)
-#define cas_log_warning(...) cas_log(CAS_LOG_WARNING, __VA_ARGS__)
-#define cas_log_info(...) cas_log(CAS_LOG_INFO, __VA_ARGS__)
+/* Formats nothing unless debugging. */
 #define cas_log_debug(...)                                                                         \
         do {                                                                                       \
                 if (_unlikely_(cas_log_get_max_level() >= CAS_LOG_DEBUG))                          \

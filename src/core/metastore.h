@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "castore.h"
+#include "macro.h"
 
 typedef struct cas_metastore cas_metastore;
 
@@ -18,6 +19,7 @@ int cas_metastore_new_memory(cas_metastore **ret);
 typedef struct cas_objstore cas_objstore;
 int cas_metastore_open_remote(cas_objstore *os, cas_metastore **ret);
 cas_metastore *cas_metastore_free(cas_metastore *ms);
+DEFINE_TRIVIAL_CLEANUP_FUNC(cas_metastore *, cas_metastore_free);
 
 /* --- directories --- */
 

@@ -49,8 +49,4 @@ int cas_store_default_path(char **ret);
  * component). -ENOENT, -ENOTDIR; symlinks are not followed. */
 int cas_store_resolve(cas_store *s, const char *path, cas_node **ret);
 
-static inline void cas_store_freep(cas_store **s)
-{
-        if (*s)
-                cas_store_free(*s);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(cas_store *, cas_store_free);

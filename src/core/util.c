@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "macro.h"
 
-ssize_t cas_loop_read(int fd, void *buf, size_t n)
+/* Reads until n bytes or the end: at off (pread) when off >= 0, else at the
+ * file's position. */
+static ssize_t loop_read(int fd, void *buf, size_t n, off_t off)
 {
         size_t done = 0;
 
         while (done < n) {
-                ssize_t k = read(fd, (char *)buf + done, n - done);
+                ssize_t k = off >= 0 ? pread(fd, (char *)buf + done, n - done, off + (off_t)done)
+                                     : read(fd, (char *)buf + done, n - done);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -19,22 +22,14 @@ ssize_t cas_loop_read(int fd, void *buf, size_t n)
         return (ssize_t)done;
 }
 
+ssize_t cas_loop_read(int fd, void *buf, size_t n)
+{
+        return loop_read(fd, buf, n, -1);
+}
+
 ssize_t cas_loop_pread(int fd, void *buf, size_t n, off_t off)
 {
-        size_t done = 0;
-
-        while (done < n) {
-                ssize_t k = pread(fd, (char *)buf + done, n - done, off + (off_t)done);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                done += (size_t)k;
-        }
-        return (ssize_t)done;
+        return off < 0 ? -EINVAL : loop_read(fd, buf, n, off);
 }
 
 int cas_loop_write(int fd, const void *buf, size_t n)

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "macro.h"
 #include "store.h"
 
 typedef struct cas_engine cas_engine;
@@ -23,7 +24,6 @@ typedef struct cas_engine_options {
         bool set_owner;    /* report uid/gid below instead of 0:0 */
         uid_t uid;
         gid_t gid;
-        bool virtio;       /* the transport is virtiofs (no /dev/fuse-only features) */
         uint32_t max_pages; /* largest read in pages the transport can carry (0: default) */
         unsigned prefetch;  /* files of a directory read ahead of a reader going through it (0: none) */
         bool direct_io;     /* large blobs: read with O_DIRECT when the reply buffer allows */
@@ -47,6 +47,7 @@ typedef struct cas_engine_transport {
 int cas_engine_new(cas_store *store, const cas_engine_options *opts,
                    const cas_engine_transport *transport, cas_engine **ret);
 cas_engine *cas_engine_free(cas_engine *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(cas_engine *, cas_engine_free);
 
 /* Handles one request. in/in_cnt: the request bytes (may be scattered);
  * out/out_cnt: where the reply is written (may be scattered, e.g. guest
@@ -56,38 +57,22 @@ cas_engine *cas_engine_free(cas_engine *e);
 ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt,
                           const struct iovec *out, int out_cnt);
 
-/* Gives memory back after the kernel forgot much: the heap's free pages and
- * the store's mapped metadata pages. */
-void cas_engine_release_memory(cas_engine *e);
-
-/* Housekeeping, called about once a second by one thread of the transport:
- * once the kernel forgot inodes (a cache drop, memory pressure) and its
- * FORGETs have stopped for a tick, the memory goes back (as
- * cas_engine_release_memory). */
-void cas_engine_tick(cas_engine *e);
+/* Starts the engine's threads: those reading ahead (readahead.h), when
+ * opts.prefetch is not 0, and the housekeeping one. Once a second, that one
+ * gives memory back once the kernel forgot much (a cache drop, memory
+ * pressure) and its FORGETs have stopped for a second: the heap's free pages,
+ * blobs read ahead and not read, the store's mapped metadata pages; and,
+ * where the transport can notify the kernel, it refreshes the roots. A
+ * transport starts them once it serves and stops them (or frees the engine)
+ * once its workers are gone. */
+int cas_engine_start(cas_engine *e);
+void cas_engine_stop(cas_engine *e);
 
 /* How many inodes the kernel holds (or requests use) now. */
 uint64_t cas_engine_inode_count(cas_engine *e);
 
 /* Frees per-thread state (a cached blob reader); a worker thread calls it as it ends. */
 void cas_engine_thread_done(void);
-
-/* Reading ahead: the first read of a file queues the next files of the
- * directory it was found in (opts.prefetch of them), so that the disk works
- * on them while the reader is still on this one. A small blob (up to 1 MiB)
- * is read whole from the disk straight into memory of the engine's own, and
- * checked there, for the request that will read it; a larger one is read
- * into the page cache. A large file looked up by name (with verification
- * on) has its outboard loaded and checked by the same threads. A
- * transport runs this loop in
- * CAS_ENGINE_PREFETCH_THREADS threads of its own (opening and reading a
- * blob wait for the disk, so they wait in parallel); it returns once
- * cas_engine_stop_prefetch was called. */
-#define CAS_ENGINE_PREFETCH_THREADS 16
-void cas_engine_prefetch_worker(cas_engine *e);
-void cas_engine_stop_prefetch(cas_engine *e);
-
-const cas_engine_options *cas_engine_options_of(const cas_engine *e);
 
 /* True once DESTROY was handled (the transport should stop). */
 bool cas_engine_destroyed(cas_engine *e);

@@ -28,8 +28,6 @@ struct cas_fuse {
         unsigned n_threads;
         pthread_t threads[64];
         unsigned started;
-        pthread_t prefetchers[CAS_ENGINE_PREFETCH_THREADS];
-        unsigned n_prefetchers;
         _Atomic unsigned running;
         _Atomic bool stopping;
         bool unmounted;
@@ -239,22 +237,14 @@ int cas_fuse_mount(cas_store *store, const cas_engine_options *eo, const cas_fus
         return 0;
 }
 
-static void *prefetcher(void *userdata)
-{
-        cas_engine_prefetch_worker(userdata);
-        cas_engine_thread_done();
-        return NULL;
-}
-
 int cas_fuse_start(cas_fuse *f)
 {
-        if (cas_engine_options_of(f->engine)->prefetch)
-                for (; f->n_prefetchers < ELEMENTSOF(f->prefetchers); f->n_prefetchers++)
-                        if (pthread_create(&f->prefetchers[f->n_prefetchers], NULL, prefetcher, f->engine) != 0)
-                                break; /* fewer of them: only less reading ahead */
+        int r = cas_engine_start(f->engine);
+        if (r < 0)
+                return r;
         for (; f->started < f->n_threads; f->started++) {
                 atomic_fetch_add(&f->running, 1);
-                int r = pthread_create(&f->threads[f->started], NULL, worker, f);
+                r = pthread_create(&f->threads[f->started], NULL, worker, f);
                 if (r != 0) {
                         atomic_fetch_sub(&f->running, 1);
                         if (f->started == 0)
@@ -285,19 +275,15 @@ int cas_fuse_wait(cas_fuse *f, const sigset_t *signals)
         pthread_sigmask(SIG_BLOCK, &all, NULL);
         while (atomic_load(&f->running) > 0) {
                 int sig = sigtimedwait(&all, NULL, &second);
-                uint64_t live = cas_engine_inode_count(f->engine);
                 if (sig > 0 && sig != SIGUSR1) {
                         do_unmount(f);
                         break;
                 }
-                cas_engine_tick(f->engine);
                 if (sig == SIGUSR1) {
                         struct mallinfo2 mi = mallinfo2();
-                        fprintf(stderr, "casfs: %" PRIu64 " inodes live, %zu bytes allocated\n", live,
-                                mi.uordblks + mi.hblkhd);
+                        cas_log(CAS_LOG_NOTICE, "%" PRIu64 " inodes live, %zu bytes allocated",
+                                cas_engine_inode_count(f->engine), mi.uordblks + mi.hblkhd);
                 }
-                else
-                        (void)cas_engine_refresh_roots(f->engine);
         }
         /* Unmounted from outside (the kernel closed the connection): the
          * unmount in cas_fuse_free still runs, finds the mount gone and frees
@@ -321,9 +307,7 @@ cas_fuse *cas_fuse_free(cas_fuse *f)
         for (unsigned k = 0; k < f->started; k++)
                 pthread_join(f->threads[k], NULL);
         if (f->engine)
-                cas_engine_stop_prefetch(f->engine);
-        for (unsigned k = 0; k < f->n_prefetchers; k++)
-                pthread_join(f->prefetchers[k], NULL);
+                cas_engine_stop(f->engine);
         if (f->se)
                 fuse_session_destroy(f->se);
         cas_engine_free(f->engine);

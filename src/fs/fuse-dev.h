@@ -35,3 +35,4 @@ int cas_fuse_wait(cas_fuse *f, const sigset_t *signals);
 
 /* Unmounts (when still mounted), stops the workers, frees. Accepts NULL. */
 cas_fuse *cas_fuse_free(cas_fuse *f);
+DEFINE_TRIVIAL_CLEANUP_FUNC(cas_fuse *, cas_fuse_free);

@@ -24,22 +24,16 @@ typedef struct shard {
 } shard;
 
 struct cas_inodes {
-        pthread_mutex_t dir_locks[SHARDS]; /* protect each inode's dcache pointer, by address */
         shard by_key[SHARDS]; /* chains through next_by_key */
         shard by_ino[SHARDS]; /* chains through next_by_ino */
         _Atomic uint64_t next_ino;
         _Atomic uint64_t count;
         _Atomic uint64_t freed;
-        cas_inode root;
-        void (*release_backing)(int32_t id, void *userdata); /* see cas_inodes_set_backing_release */
+        cas_inode *root;
+        size_t state_size;
+        cas_inode_release_fn release; /* see cas_inodes_new */
         void *release_userdata;
 };
-
-void cas_inodes_set_backing_release(cas_inodes *t, void (*fn)(int32_t id, void *userdata), void *userdata)
-{
-        t->release_backing = fn;
-        t->release_userdata = userdata;
-}
 
 /* An inode's key is everything its attributes come from: type, executable
  * bit, size and digest. The size is not implied by the digest when a record
@@ -108,44 +102,36 @@ static int shard_resize(shard *s, bool by_key, size_t n)
         return 0;
 }
 
-int cas_inodes_new(cas_inodes **ret)
+int cas_inodes_new(size_t state_size, cas_inode_release_fn release, void *userdata, cas_inodes **ret)
 {
         cas_inodes *t = calloc(1, sizeof(*t));
         if (!t)
                 return -ENOMEM;
+        t->root = calloc(1, sizeof(cas_inode) + state_size);
+        if (!t->root) {
+                free(t);
+                return -ENOMEM;
+        }
         for (int k = 0; k < SHARDS; k++) {
-                pthread_mutex_init(&t->dir_locks[k], NULL);
                 pthread_mutex_init(&t->by_key[k].lock, NULL);
                 pthread_mutex_init(&t->by_ino[k].lock, NULL);
         }
+        t->state_size = state_size;
+        t->release = release;
+        t->release_userdata = userdata;
         t->next_ino = CAS_ROOT_INO + 1;
-        t->root.ino = CAS_ROOT_INO;
-        t->root.type = 0;
-        t->root.refs = 1;
-        t->root.nlookup = 1;
+        t->root->ino = CAS_ROOT_INO;
+        t->root->type = 0;
+        t->root->refs = 1;
+        t->root->nlookup = 1;
         *ret = t;
         return 0;
 }
 
-void cas_dir_cache_unref(cas_dir_cache *c)
+static void inode_free(cas_inodes *t, cas_inode *i, bool forgotten)
 {
-        if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
-                free(c->dir);
-                free(c);
-        }
-}
-
-static void inode_free(cas_inodes *t, cas_inode *i)
-{
-        int32_t id = atomic_load(&i->backing_id);
-        if (t && id > 0 && t->release_backing)
-                t->release_backing(id, t->release_userdata);
-        if (i->type == CAS_NODE_SYMLINK)
-                free(i->target);
-        else if (i->type == CAS_NODE_FILE)
-                free(atomic_load(&i->outboard));
-        else
-                cas_dir_cache_unref(i->dcache);
+        if (i->type != CAS_NODE_SYMLINK && t->release)
+                t->release(i, forgotten, t->release_userdata);
         free(i);
 }
 
@@ -159,7 +145,7 @@ cas_inodes *cas_inodes_free(cas_inodes *t)
                         cas_inode *i = s->buckets[b], *next;
                         for (; i; i = next) {
                                 next = i->next_by_ino;
-                                inode_free(NULL, i); /* the connection is gone: so are its backing files */
+                                inode_free(t, i, false);
                         }
                 }
                 if (s->buckets != s->few)
@@ -167,16 +153,16 @@ cas_inodes *cas_inodes_free(cas_inodes *t)
                 if (t->by_key[k].buckets != t->by_key[k].few)
                         free(t->by_key[k].buckets);
                 pthread_mutex_destroy(&t->by_key[k].lock);
-                pthread_mutex_destroy(&t->dir_locks[k]);
                 pthread_mutex_destroy(&s->lock);
         }
+        inode_free(t, t->root, false);
         free(t);
         return NULL;
 }
 
 cas_inode *cas_inodes_root(cas_inodes *t)
 {
-        return &t->root;
+        return t->root;
 }
 
 uint64_t cas_inodes_count(cas_inodes *t)
@@ -220,18 +206,16 @@ int cas_inodes_lookup(cas_inodes *t, const cas_node *node, cas_inode **ret)
                                 return 0;
                         }
 
-        i = calloc(1, sizeof(*i));
+        /* a symlink's tail holds its target, any other's the user's state */
+        i = calloc(1, sizeof(*i) + (node->type == CAS_NODE_SYMLINK ? (size_t)size + 1 : t->state_size));
         if (!i)
                 goto nomem;
         i->type = type;
         i->executable = executable;
         i->digest = key;
         i->size = size;
-        if (node->type == CAS_NODE_SYMLINK) {
-                i->target = strndup(node->target, node->target_len);
-                if (!i->target)
-                        goto nomem;
-        }
+        if (node->type == CAS_NODE_SYMLINK)
+                memcpy(i->tail, node->target, node->target_len);
         i->nlookup = 1;
         i->refs = 2; /* the kernel's and the caller's */
         i->ino = atomic_fetch_add(&t->next_ino, 1);
@@ -260,10 +244,7 @@ int cas_inodes_lookup(cas_inodes *t, const cas_node *node, cas_inode **ret)
         return 0;
 nomem:
         pthread_mutex_unlock(&ks->lock);
-        if (i) {
-                free(i->target);
-                free(i);
-        }
+        free(i);
         return -ENOMEM;
 }
 
@@ -273,7 +254,7 @@ cas_inode *cas_inodes_get(cas_inodes *t, uint64_t ino)
         cas_inode *i = NULL;
 
         if (ino == CAS_ROOT_INO)
-                return &t->root;
+                return t->root;
         s = &t->by_ino[ino_hash(ino) % SHARDS];
         pthread_mutex_lock(&s->lock);
         if (s->n_buckets)
@@ -288,10 +269,10 @@ cas_inode *cas_inodes_get(cas_inodes *t, uint64_t ino)
 
 void cas_inode_unref(cas_inodes *t, cas_inode *i)
 {
-        if (!i || i == &t->root)
+        if (!i || i == t->root)
                 return;
         if (atomic_fetch_sub(&i->refs, 1) == 1) {
-                inode_free(t, i);
+                inode_free(t, i, true);
                 atomic_fetch_sub(&t->count, 1);
                 atomic_fetch_add(&t->freed, 1);
         }
@@ -311,7 +292,7 @@ void cas_inodes_forget(cas_inodes *t, uint64_t ino, uint64_t n)
         cas_inode *i = cas_inodes_get(t, ino);
         bool removed = false;
 
-        if (!i || i == &t->root)
+        if (!i || i == t->root)
                 return;
         uint64_t old = atomic_load(&i->nlookup);
         /* never below zero, whatever a confused peer sends */
@@ -344,80 +325,4 @@ void cas_inodes_forget(cas_inodes *t, uint64_t ino, uint64_t n)
         if (removed)
                 cas_inode_unref(t, i); /* the kernel's reference */
         cas_inode_unref(t, i);         /* ours */
-}
-
-static pthread_mutex_t *dir_lock(cas_inodes *t, const cas_inode *i)
-{
-        return &t->dir_locks[((uintptr_t)i >> 6) % SHARDS];
-}
-
-int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, cas_dir_cache **ret)
-{
-        cas_dir_cache *c;
-        cas_directory *d;
-        int r;
-
-        if (i->type != CAS_NODE_DIRECTORY)
-                return -ENOTDIR;
-        if (atomic_load(&i->verified) == 2)
-                return -EIO;
-        pthread_mutex_lock(dir_lock(t, i));
-        c = i->dcache;
-        if (c)
-                atomic_fetch_add(&c->refs, 1);
-        pthread_mutex_unlock(dir_lock(t, i));
-        if (c) {
-                *ret = c;
-                return 0;
-        }
-
-        r = cas_metastore_get_directory(ms, &i->digest, &d);
-        if (r == -ENOENT || r == -EBADMSG) {
-                /* a verdict on the record, not a passing failure: kept, so
-                 * that neither the store read nor the log line repeats on every
-                 * LOOKUP and READDIR (a file's failed blob check is kept the
-                 * same way); of requests failing at once, one logs */
-                if (atomic_exchange(&i->verified, 2) != 2) {
-                        char text[CAS_DIGEST_TEXT_MAX];
-                        cas_log(CAS_LOG_ERR, "directory %s is %s",
-                                cas_digest_to_text(&i->digest, text),
-                                r == -ENOENT ? "missing from the store" : "corrupt in the store");
-                }
-                return -EIO;
-        }
-        if (r < 0)
-                return r;
-        c = malloc(sizeof(*c) + (d->n_nodes ?: 1) * sizeof(uint32_t));
-        if (!c) {
-                free(d);
-                return -ENOMEM;
-        }
-        c->dir = d;
-        c->refs = 2; /* the inode's and the caller's */
-        cas_directory_name_order(d, c->order);
-
-        pthread_mutex_lock(dir_lock(t, i));
-        if (i->dcache) {
-                /* loaded meanwhile by another request: use that one */
-                cas_dir_cache *other = i->dcache;
-                atomic_fetch_add(&other->refs, 1);
-                pthread_mutex_unlock(dir_lock(t, i));
-                free(d);
-                free(c);
-                *ret = other;
-                return 0;
-        }
-        i->dcache = c;
-        pthread_mutex_unlock(dir_lock(t, i));
-        *ret = c;
-        return 0;
-}
-
-void cas_inode_drop_directory(cas_inodes *t, cas_inode *i)
-{
-        pthread_mutex_lock(dir_lock(t, i));
-        cas_dir_cache *c = i->dcache;
-        i->dcache = NULL;
-        pthread_mutex_unlock(dir_lock(t, i));
-        cas_dir_cache_unref(c);
 }

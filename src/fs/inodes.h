@@ -4,10 +4,12 @@
 /* The inode table of the mounted filesystem (SPEC.md §5): identical content
  * shares one inode (files by blob digest and executable bit, directories by
  * digest, symlinks by target; each also by the size its record gives, so that
- * a record lying about it never lends its size to intact entries),
- * directories are loaded on first use, and the kernel's lookup counts decide
- * when an inode goes: FORGET frees what the kernel no longer holds, so memory
- * follows the kernel's caches.
+ * a record lying about it never lends its size to intact entries), and the
+ * kernel's lookup counts decide when an inode goes: FORGET frees what the
+ * kernel no longer holds, so memory follows the kernel's caches. An inode is
+ * identity and lifetime only; what its user learns about it (verdicts,
+ * loaded directories, ...) lives in the inode's state, which the user
+ * defines and releases through one hook.
  *
  * Lifetime: an inode carries a reference count. The kernel's holding (its
  * lookup count above zero) is one reference; each request working on the
@@ -21,7 +23,7 @@
 #include <stdint.h>
 
 #include "castore.h"
-#include "metastore.h"
+#include "macro.h"
 
 #define CAS_ROOT_INO 1
 
@@ -31,45 +33,34 @@ typedef struct cas_inode {
         _Atomic uint32_t refs;
         uint8_t type;             /* cas_node_type; 0 for the mount top */
         bool executable;
-        /* files verified whole: 0 not yet, 1 the blob matched its digest, 2 it
-         * did not; directories: 2 once their record was found missing or
-         * corrupt (every later use is EIO at once, and it is logged once) */
-        _Atomic uint8_t verified;
+        /* a byte of the user's state (as tail), in what would be padding:
+         * with it a file's state fits the allocation an inode had before */
+        _Atomic uint8_t user_byte;
         uint64_t size;            /* bytes of a file, entries of a directory, length of a target */
         cas_digest digest;        /* blob or directory digest; for a symlink the hash of its target */
-        /* What only one type of inode has; each inode is of one type. */
-        union {
-                char *target; /* symlinks, NUL-terminated */
-                /* files over 1 MiB: the blob's outboard, checked against the
-                 * digest; set once (under the engine's verify lock) */
-                _Atomic(uint8_t *) outboard;
-                /* directories: loaded on first use; dropped again once the
-                 * kernel has all entries (after a full READDIRPLUS), so that
-                 * memory follows what is still needed. Protected by the
-                 * table's dir locks. */
-                struct cas_dir_cache *dcache;
-        };
-        union {
-                /* files: the directory (inode number) the kernel last found it in */
-                _Atomic uint64_t seen_in;
-                /* directories: entries below this index were already read ahead */
-                _Atomic uint32_t read_ahead;
-        };
-        /* files: the entry's index in that directory */
-        _Atomic uint32_t seen_at;
-        /* files served by FUSE passthrough: the kernel's id of the blob's file
-         * (0: none yet); released when the inode goes */
-        _Atomic int32_t backing_id;
         struct cas_inode *next_by_key, *next_by_ino; /* hash chains, under the shard locks */
+        /* symlinks: the target, NUL-terminated (cas_inode_target); files,
+         * directories and the top: the user's state of the inode
+         * (cas_inodes_new's state_size bytes, zeroed at first), released by
+         * its hook when the inode goes */
+        _Alignas(8) uint8_t tail[];
 } cas_inode;
+
+static inline const char *cas_inode_target(const cas_inode *i)
+{
+        return (const char *)i->tail;
+}
 
 typedef struct cas_inodes cas_inodes;
 
-int cas_inodes_new(cas_inodes **ret);
-cas_inodes *cas_inodes_free(cas_inodes *t);
+/* Releases what the state of an inode (not a symlink's) holds, as the inode
+ * goes: forgotten is true when the kernel forgot it, false when the whole
+ * table goes (the connection is gone then, and so is what the kernel held). */
+typedef void (*cas_inode_release_fn)(cas_inode *i, bool forgotten, void *userdata);
 
-/* Called with an inode's backing_id when the inode goes (FORGET), to close it. */
-void cas_inodes_set_backing_release(cas_inodes *t, void (*fn)(int32_t id, void *userdata), void *userdata);
+int cas_inodes_new(size_t state_size, cas_inode_release_fn release, void *userdata, cas_inodes **ret);
+cas_inodes *cas_inodes_free(cas_inodes *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(cas_inodes *, cas_inodes_free);
 
 /* The mount top (never freed). */
 cas_inode *cas_inodes_root(cas_inodes *t);
@@ -84,22 +75,6 @@ void cas_inode_unref(cas_inodes *t, cas_inode *i);
 
 /* FORGET: drops n of the kernel's lookups. */
 void cas_inodes_forget(cas_inodes *t, uint64_t ino, uint64_t n);
-
-/* A loaded directory, shared by the requests using it. */
-typedef struct cas_dir_cache {
-        _Atomic uint32_t refs;
-        cas_directory *dir;
-        uint32_t order[]; /* nodes of dir in name order */
-} cas_dir_cache;
-
-/* The directory of inode i, loading it when needed; -EIO when it is missing
- * or corrupt in the store. That verdict is kept with the inode (verified):
- * the record is not read again and the log names it once per inode. The
- * caller releases it with cas_dir_cache_unref. */
-int cas_inode_directory(cas_inodes *t, cas_inode *i, cas_metastore *ms, cas_dir_cache **ret);
-void cas_dir_cache_unref(cas_dir_cache *c);
-/* Forgets the loaded directory of i (it is loaded again when needed). */
-void cas_inode_drop_directory(cas_inodes *t, cas_inode *i);
 
 /* How many inodes are live (for tests and statistics). */
 uint64_t cas_inodes_count(cas_inodes *t);

@@ -358,9 +358,9 @@ static int set_mem_table(cas_vhost *dev, const vu_msg *m, int *fds, unsigned n_f
         cas_guest_memory next = {0};
 
         for (unsigned k = 0; k < m->memory.nregions; k++) {
-                vu_region reg, *r = &reg;
+                vu_region reg;
                 memcpy(&reg, m->raw + 8 + k * sizeof(reg), sizeof(reg));
-                size_t len = (size_t)(r->size + r->mmap_offset);
+                size_t len = (size_t)(reg.size + reg.mmap_offset);
                 void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fds[k], 0);
                 if (p == MAP_FAILED) {
                         int e = -errno;
@@ -368,8 +368,8 @@ static int set_mem_table(cas_vhost *dev, const vu_msg *m, int *fds, unsigned n_f
                         cas_log(CAS_LOG_ERR, "cannot map guest memory: %s", strerror(-e));
                         return e;
                 }
-                next.regions[next.n++] = (cas_guest_region){.gpa = r->gpa, .size = r->size, .uva = r->uva,
-                                                            .host = (uint8_t *)p + r->mmap_offset,
+                next.regions[next.n++] = (cas_guest_region){.gpa = reg.gpa, .size = reg.size, .uva = reg.uva,
+                                                            .host = (uint8_t *)p + reg.mmap_offset,
                                                             .map = p, .map_len = len};
         }
         /* the rings live in guest memory: stop them while it changes */
@@ -556,17 +556,9 @@ int cas_vhost_serve(cas_engine *engine, int fd, unsigned request_queues, unsigne
         }
 
         /* signals arrive through a signalfd-less poll: block them, check with sigtimedwait */
-        struct timespec last_tick;
-        clock_gettime(CLOCK_MONOTONIC, &last_tick);
         while (r >= 0) {
                 struct pollfd p = {.fd = dev->sock, .events = POLLIN};
                 int k = poll(&p, 1, 200);
-                struct timespec now;
-                clock_gettime(CLOCK_MONOTONIC, &now);
-                if (now.tv_sec > last_tick.tv_sec) { /* about once a second */
-                        cas_engine_tick(dev->engine);
-                        last_tick = now;
-                }
                 if (stop_signals) {
                         struct timespec zero = {0};
                         if (sigtimedwait(stop_signals, NULL, &zero) > 0)

@@ -11,13 +11,13 @@
 static void *translate(const cas_guest_memory *m, uint64_t addr, uint64_t len, bool uva)
 {
         for (unsigned k = 0; k < m->n; k++) {
-                const cas_guest_region *r = &m->regions[k];
-                uint64_t start = uva ? r->uva : r->gpa;
-                if (addr < start || addr - start >= r->size)
+                const cas_guest_region *g = &m->regions[k];
+                uint64_t start = uva ? g->uva : g->gpa;
+                if (addr < start || addr - start >= g->size)
                         continue;
-                if (len > r->size - (addr - start))
+                if (len > g->size - (addr - start))
                         return NULL; /* runs past the region's end */
-                return r->host + (addr - start);
+                return g->host + (addr - start);
         }
         return NULL;
 }

@@ -31,7 +31,7 @@ static void setup(void)
         free(d);
         if (cas_metastore_set_root(store->meta, &top) < 0)
                 abort();
-        cas_engine_options o = {.verify = true, .xattr = true, .virtio = true, .list_root = true};
+        cas_engine_options o = {.verify = true, .xattr = true, .list_root = true};
         if (cas_engine_new(store, &o, NULL, &engine) < 0)
                 abort();
         /* the engine answers nothing before INIT */

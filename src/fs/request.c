@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include "macro.h"
+#include "request.h"
+
+int cas_request_init(cas_request *rq, const struct iovec *in, int in_cnt, const struct iovec *out, int out_cnt)
+{
+        size_t total = 0;
+
+        for (int s = 0; s < in_cnt; s++)
+                total += in[s].iov_len;
+        if (total < sizeof(struct fuse_in_header))
+                return -EINVAL;
+        rq->out = out;
+        rq->out_cnt = out_cnt;
+        rq->written = 0;
+        if ((in_cnt == 1 || in[0].iov_len >= total) && ((uintptr_t)in[0].iov_base % 8) == 0) {
+                rq->in = in[0].iov_base;
+        } else {
+                size_t n = 0;
+                /* scattered or unaligned (a guest puts requests where it likes): gather what
+                 * fits (writes, the only large requests, are refused anyway) */
+                for (int s = 0; s < in_cnt && n < CAS_REQUEST_IN_MAX; s++) {
+                        size_t c = MIN(in[s].iov_len, CAS_REQUEST_IN_MAX - n);
+                        memcpy(rq->copy + n, in[s].iov_base, c);
+                        n += c;
+                }
+                total = n;
+                rq->in = (const void *)rq->copy;
+        }
+        /* the header's length is the peer's word; trust the bytes we have */
+        size_t len = MIN(total, (size_t)rq->in->len);
+        if (len < sizeof(struct fuse_in_header))
+                len = sizeof(struct fuse_in_header);
+        rq->arg = (const uint8_t *)rq->in + sizeof(struct fuse_in_header);
+        rq->arg_len = len - sizeof(struct fuse_in_header);
+        return 0;
+}
+
+const char *cas_request_string(const cas_request *rq, size_t off, size_t *ret_len)
+{
+        if (off >= rq->arg_len)
+                return NULL;
+        const char *s = (const char *)rq->arg + off;
+        const char *end = memchr(s, 0, rq->arg_len - off);
+        if (!end)
+                return NULL;
+        *ret_len = (size_t)(end - s);
+        return s;
+}
+
+bool cas_request_put(cas_request *rq, size_t pos, const void *data, size_t n)
+{
+        const uint8_t *p = data;
+        for (int k = 0; k < rq->out_cnt && n > 0; k++) {
+                if (pos >= rq->out[k].iov_len) {
+                        pos -= rq->out[k].iov_len;
+                        continue;
+                }
+                size_t c = MIN(n, rq->out[k].iov_len - pos);
+                memcpy((uint8_t *)rq->out[k].iov_base + pos, p, c);
+                p += c;
+                n -= c;
+                pos = 0;
+        }
+        return n == 0;
+}
+
+size_t cas_request_capacity(const cas_request *rq)
+{
+        size_t c = 0;
+        for (int k = 0; k < rq->out_cnt; k++)
+                c += rq->out[k].iov_len;
+        return c;
+}
+
+uint8_t *cas_request_payload(const cas_request *rq, size_t *ret_room)
+{
+        size_t pos = sizeof(struct fuse_out_header);
+        for (int s = 0; s < rq->out_cnt; s++) {
+                if (pos < rq->out[s].iov_len) {
+                        *ret_room = rq->out[s].iov_len - pos;
+                        return (uint8_t *)rq->out[s].iov_base + pos;
+                }
+                pos -= rq->out[s].iov_len;
+        }
+        *ret_room = 0;
+        return NULL;
+}
+
+static int finish(cas_request *rq, int error, size_t len)
+{
+        struct fuse_out_header h = {
+                .len = (uint32_t)(sizeof(h) + len),
+                .error = error,
+                .unique = rq->in->unique,
+        };
+        if (!cas_request_put(rq, 0, &h, sizeof(h)))
+                return -ENOBUFS;
+        rq->written = h.len;
+        return 0;
+}
+
+int cas_request_finish(cas_request *rq, size_t len)
+{
+        return finish(rq, 0, len);
+}
+
+int cas_request_error(cas_request *rq, int error)
+{
+        return finish(rq, error, 0);
+}
+
+int cas_request_reply(cas_request *rq, const void *data, size_t n)
+{
+        if (n && !cas_request_put(rq, sizeof(struct fuse_out_header), data, n))
+                return finish(rq, -ERANGE, 0); /* too large for the buffers given: say so instead */
+        return finish(rq, 0, n);
+}
