@@ -205,6 +205,6 @@ int main(void)
         cas_store_free(s);
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        (void)system(cmd);
+        ASSERT(system(cmd) == 0);
         return tests_finish("test-remote-store");
 }
