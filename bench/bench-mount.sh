@@ -5,9 +5,12 @@
 # medians and ratios to native.
 #
 #   bench/bench-mount.sh [--corpus DIR] [--scratch DIR] [--runs N] [--unpinned] [--casfs PATH]
-#                        [--ios N] [--only 'native casfs ...']
+#                        [--baseline PATH] [--ios N] [--only 'native casfs ...']
 #
-# Systems: native squashfuse_ll squashfuse casfs casfs-noverify (--only picks).
+# Systems: native squashfuse_ll squashfuse casfs casfs-noverify (--only picks);
+# with --baseline PATH also casfs-baseline: another casfs binary (an earlier
+# commit's build), mounting a store of its own that it imported itself, so that
+# a change is measured against what came before in the same run.
 # Default corpus: a copy of /usr/share and /usr/lib made under the scratch
 # folder. Pinned (the default) runs every daemon and measured command on CPU 0,
 # for stable ratios; --unpinned shows what a user sees.
@@ -24,6 +27,7 @@ scratch=/var/tmp/casfs-bench
 runs=4
 pin=(taskset -c 0)
 casfs=$repo/build/src/cli/casfs
+baseline=
 only=
 ios=4000
 seed=1234
@@ -34,13 +38,18 @@ while [ $# -gt 0 ]; do
         --runs) runs=$2; shift 2 ;;
         --unpinned) pin=(); shift ;;
         --casfs) casfs=$2; shift 2 ;;
+        --baseline) baseline=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         --ios) ios=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
         esac
 done
 all=(native squashfuse_ll squashfuse casfs casfs-noverify)
+if [ -n "$baseline" ]; then
+        [ -x "$baseline" ] || { echo "bench-mount: --baseline $baseline is not an executable" >&2; exit 2; }
+        all+=(casfs-baseline)
+fi
 read -r -a only_systems <<<"$only"
 for s in "${only_systems[@]}"; do
         [[ " ${all[*]} " == *" $s "* ]] || { echo "bench-mount: unknown system '$s' (one of: ${all[*]})" >&2; exit 2; }
@@ -59,6 +68,7 @@ if [ -z "$corpus" ]; then
         fi
 fi
 store=$scratch/store
+store_base=$scratch/store-baseline
 img=$scratch/corpus.squashfs
 mnt=$scratch/mnt
 mkdir -p "$mnt"
@@ -71,6 +81,10 @@ trap 'exit 143' TERM
 
 echo "importing into $store ..." >&2
 "$casfs" --store "$store" import -q --name corpus "$corpus" >/dev/null
+if [ -n "$baseline" ]; then
+        echo "importing into $store_base with $baseline ..." >&2
+        "$baseline" --store "$store_base" import -q --name corpus "$corpus" >/dev/null
+fi
 if [ ! -f "$img" ] && command -v mksquashfs >/dev/null; then
         echo "building $img ..." >&2
         mksquashfs "$corpus" "$img" -noI -noD -noF -noX -no-xattrs -quiet >/dev/null
@@ -94,6 +108,10 @@ mount_sys() {
                 "${pin[@]}" "$casfs" --store "$store" mount --no-verify -f "$mnt" 2>/dev/null &
                 daemon=$!
                 root=$mnt/corpus ;;
+        casfs-baseline)
+                "${pin[@]}" "$baseline" --store "$store_base" mount -f "$mnt" 2>/dev/null &
+                daemon=$!
+                root=$mnt/corpus ;;
         squashfuse|squashfuse_ll)
                 "${pin[@]}" "$1" -f "$img" "$mnt" &
                 daemon=$!
@@ -110,6 +128,7 @@ systems=(native)
 command -v squashfuse_ll >/dev/null && [ -f "$img" ] && systems+=(squashfuse_ll)
 command -v squashfuse >/dev/null && [ -f "$img" ] && systems+=(squashfuse)
 systems+=(casfs casfs-noverify)
+[ -z "$baseline" ] || systems+=(casfs-baseline)
 if [ -n "$only" ]; then
         systems=("${only_systems[@]}")
         for s in "${systems[@]}"; do
@@ -199,6 +218,11 @@ if [[ " ${systems[*]} " == *" casfs "* && " ${systems[*]} " == *" casfs-noverify
                 "cold seq $(ratio "${med[casfs,cold_seq]}" "${med[casfs-noverify,cold_seq]}")," \
                 "cold rand $(ratio "${med[casfs,cold_rand]}" "${med[casfs-noverify,cold_rand]}");" \
                 "daemon CPU during the cold read $(ratio "${med[casfs,read_cpu]}" "${med[casfs-noverify,read_cpu]}")"
+fi
+if [[ " ${systems[*]} " == *" casfs "* && " ${systems[*]} " == *" casfs-baseline "* ]]; then
+        line="casfs against the baseline (casfs / casfs-baseline):"
+        for m in "${cols[@]}"; do line+=" $m $(ratio "${med[casfs,$m]}" "${med[casfs-baseline,$m]}"),"; done
+        echo "${line%,}"
 fi
 if [ "$rss_walk" != - ]; then
         echo "casfs daemon RSS: ${rss_idle} KiB idle, ${rss_walk} KiB after the full walk ($inodes entries: $((rss_walk * 1024 / inodes)) bytes each), ${rss_drop} KiB after dropping caches"

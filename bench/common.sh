@@ -38,7 +38,7 @@ measure_order() {
         local -a groups=() items=() order=()
         local -A members=()
         local s src g n k max=0
-        source_of() { case $1 in casfs*) echo store ;; squashfuse*) echo image ;; *) echo "$1" ;; esac; }
+        source_of() { case $1 in casfs-baseline) echo store-baseline ;; casfs*) echo store ;; squashfuse*) echo image ;; *) echo "$1" ;; esac; }
         for s in "$@"; do
                 src=$(source_of "$s")
                 [ -n "${members[$src]:-}" ] || groups+=("$src")
