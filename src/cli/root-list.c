@@ -28,12 +28,13 @@ static int say_invalid(const char *cmd, const char *where, const char *name, siz
         if (cas_name_validate(name, len, &err) >= 0)
                 return 0;
         /* a NUL ends the name as printed; the reason says it is there */
-        log_error("%s: %s: '%s' is not a valid root name: %s", cmd, where, name,
-                  cas_error_code_string(err.code));
+        log_error("%s: %s: '%.*s' is not a valid root name: %s", cmd, where, (int)MIN(len, 4096u),
+                  name, cas_error_code_string(err.code));
         return -EINVAL;
 }
 
-/* Adds the len bytes at name, a valid root name, or says why it is not one. */
+/* Adds the len bytes at name, a valid root name (or says why it is not one;
+ * where: the option or line it comes from). */
 static int add(const char *cmd, const char *where, const char *name, size_t len)
 {
         int r;
@@ -92,7 +93,6 @@ static int read_file(const char *cmd, const char *path)
         errno = 0;
         while ((n = getline(&line, &alloc, f)) >= 0) {
                 char *s = line, *end = line + n;
-                char where[64];
 
                 lineno++;
                 while (s < end && is_blank(*s))
@@ -101,8 +101,14 @@ static int read_file(const char *cmd, const char *path)
                         end--;
                 if (s == end || *s == '#')
                         continue;
-                snprintf(where, sizeof(where), "line %u", lineno);
-                r = add(cmd, where, s, (size_t)(end - s));
+                /* a line is named only when something is wrong with it */
+                if (cas_name_validate(s, (size_t)(end - s), NULL) < 0) {
+                        _cleanup_free_ char *where = NULL;
+                        if (asprintf(&where, "%s:%u", path, lineno) < 0)
+                                return oom(cmd);
+                        return say_invalid(cmd, where, s, (size_t)(end - s));
+                }
+                r = add(cmd, "--roots-from", s, (size_t)(end - s));
                 if (r < 0)
                         return r;
         }
