@@ -293,6 +293,82 @@ static void test_memory_store(void)
         CHECK_STR(trace_line, "LOOKUP nodeid=1 tree");
 }
 
+/* The top's READDIRPLUS listing, names space-separated, into names. */
+static void list_top(cas_engine *e, char *names, size_t size)
+{
+        struct fuse_read_in rin = {.offset = 0, .size = 4096};
+        unsigned with_ino;
+        ssize_t n = call(e, FUSE_READDIRPLUS, 1, &rin, sizeof(rin), NULL);
+
+        names[0] = 0;
+        CHECK(n >= (ssize_t)sizeof(out.h));
+        CHECK_RC(out.h.error, 0);
+        if (n > (ssize_t)sizeof(out.h))
+                readdirplus_names((size_t)n - sizeof(out.h), names, size, &with_ino);
+}
+
+/* Only the listed roots at the top: lookups of others are ENOENT, the
+ * listing shows the listed ones the registry has, and the registry's changes
+ * show for them only. */
+static void test_listed_roots(void)
+{
+        _cleanup_(cas_store_freep) cas_store *s = NULL;
+        _cleanup_(cas_engine_freep) cas_engine *e = NULL;
+        _cleanup_free_ uint8_t *big = big_content();
+        const char *listed[] = {"tree", "zz", "a", "tree"};
+        cas_engine_options o = {.verify = true, .list_root = true, .roots = listed,
+                                .n_roots = ELEMENTS(listed)};
+        struct fuse_entry_out ent;
+        cas_digest hello_digest, big_digest;
+        char names[256];
+
+        ASSERT(cas_store_new_memory(&s) == 0);
+        fill_store(s, big, &hello_digest, &big_digest);
+        cas_node a = {.type = CAS_NODE_FILE, .name = "a", .name_len = 1, .digest = hello_digest, .size = 5};
+        cas_node b = {.type = CAS_NODE_FILE, .name = "b", .name_len = 1, .digest = hello_digest, .size = 5};
+        ASSERT(cas_metastore_set_root(s->meta, &a) == 0);
+        ASSERT(cas_metastore_set_root(s->meta, &b) == 0);
+        ASSERT(cas_engine_new(s, &o, NULL, &e) == 0);
+        init(e);
+
+        CHECK(lookup(e, 1, "tree", &ent) > 1);
+        CHECK(lookup(e, 1, "a", &ent) > 1);
+        CHECK_RC(status(e, FUSE_LOOKUP, 1, NULL, 0, "b"), -ENOENT);  /* in the store, not listed */
+        CHECK_RC(status(e, FUSE_LOOKUP, 1, NULL, 0, "zz"), -ENOENT); /* listed, not in the store */
+        list_top(e, names, sizeof(names));
+        CHECK_STR(names, ". .. a tree");
+
+        /* the registry changes: a listed root added shows, one removed goes,
+         * an unlisted one added never shows */
+        cas_node zz = {.type = CAS_NODE_FILE, .name = "zz", .name_len = 2, .digest = hello_digest, .size = 5};
+        cas_node c = {.type = CAS_NODE_FILE, .name = "c", .name_len = 1, .digest = hello_digest, .size = 5};
+        ASSERT(cas_metastore_set_root(s->meta, &zz) == 0);
+        ASSERT(cas_metastore_set_root(s->meta, &c) == 0);
+        ASSERT(cas_metastore_remove_root(s->meta, "a") == 0);
+        CHECK(lookup(e, 1, "zz", &ent) > 1);
+        CHECK_RC(status(e, FUSE_LOOKUP, 1, NULL, 0, "c"), -ENOENT);
+        CHECK_RC(status(e, FUSE_LOOKUP, 1, NULL, 0, "a"), -ENOENT);
+        list_top(e, names, sizeof(names));
+        CHECK_STR(names, ". .. tree zz");
+        e = cas_engine_free(e);
+
+        /* an empty list: an empty top */
+        o.n_roots = 0;
+        ASSERT(cas_engine_new(s, &o, NULL, &e) == 0);
+        init(e);
+        CHECK_RC(status(e, FUSE_LOOKUP, 1, NULL, 0, "tree"), -ENOENT);
+        list_top(e, names, sizeof(names));
+        CHECK_STR(names, ". ..");
+        e = cas_engine_free(e);
+
+        /* a name that is no root name: refused */
+        const char *bad[] = {"tree", "a/b"};
+        o.roots = bad;
+        o.n_roots = ELEMENTS(bad);
+        CHECK_RC(cas_engine_new(s, &o, NULL, &e), -EINVAL);
+        CHECK(e == NULL);
+}
+
 /* Overwrites n bytes at off of the file of blob d (a store on disk). */
 static void damage(cas_store *s, const cas_digest *d, off_t off, size_t n)
 {
@@ -351,6 +427,7 @@ static void test_damaged_blobs(void)
 int main(void)
 {
         test_memory_store();
+        test_listed_roots();
         test_damaged_blobs();
         return tests_finish("test-engine");
 }
