@@ -352,6 +352,51 @@ static void test_listed_roots(void)
         CHECK_STR(names, ". .. tree zz");
         e = cas_engine_free(e);
 
+        /* a long list, read in small pieces: each piece goes on from the
+         * last offset, and listed roots the registry lacks leave gaps */
+        enum { LONG = 300 };
+        char long_names[LONG][8];
+        const char *long_list[LONG];
+        for (unsigned k = 0; k < LONG; k++) {
+                snprintf(long_names[k], sizeof(long_names[k]), "r%03u", k);
+                long_list[k] = long_names[k];
+                cas_node rn = {.type = CAS_NODE_FILE, .name = long_names[k], .name_len = 4,
+                               .digest = hello_digest, .size = 5};
+                if (k % 3 != 1)
+                        ASSERT(cas_metastore_set_root(s->meta, &rn) == 0);
+        }
+        o.roots = long_list;
+        o.n_roots = LONG;
+        ASSERT(cas_engine_new(s, &o, NULL, &e) == 0);
+        init(e);
+        unsigned seen = 0, calls = 0;
+        bool in_order = true;
+        char last[8] = "";
+        for (uint64_t off = 0;; calls++) {
+                struct fuse_read_in rin = {.offset = off, .size = 512};
+                ssize_t n = call(e, FUSE_READDIRPLUS, 1, &rin, sizeof(rin), NULL);
+                CHECK_RC(out.h.error, 0);
+                if (n <= (ssize_t)sizeof(out.h) || calls > LONG)
+                        break;
+                for (size_t pos = 0; pos + sizeof(struct fuse_direntplus) <= (size_t)n - sizeof(out.h);) {
+                        const struct fuse_direntplus *de = (const void *)(out.body + pos);
+                        if (de->dirent.namelen == 4) {
+                                char name[8];
+                                snprintf(name, sizeof(name), "%.4s", de->dirent.name);
+                                in_order = in_order && strcmp(name, last) > 0 && atoi(name + 1) % 3 != 1;
+                                snprintf(last, sizeof(last), "%s", name);
+                                seen++;
+                        }
+                        off = de->dirent.off;
+                        pos += FUSE_DIRENTPLUS_SIZE(de);
+                }
+        }
+        CHECK_RC(seen, LONG - LONG / 3);
+        CHECK(in_order);
+        CHECK(calls > 5);
+        e = cas_engine_free(e);
+        o.roots = listed;
+
         /* an empty list: an empty top */
         o.n_roots = 0;
         ASSERT(cas_engine_new(s, &o, NULL, &e) == 0);

@@ -374,7 +374,7 @@ typedef struct listing {
         cas_engine *e;
         cas_request *rq;
         bool plus; /* READDIRPLUS: each entry with its entry_out */
-        uint64_t index, from;
+        uint64_t from;
         size_t pos, cap;
 } listing;
 
@@ -456,15 +456,13 @@ static int list_directory(cas_engine *e, cas_request *rq, cas_inode *i, bool plu
 }
 
 /* Listing the top (only with list_root): the roots it shows, in name order. */
-static int top_list_cb(const cas_node *n, void *userdata)
+static int top_list_cb(const cas_node *n, uint64_t index, void *userdata)
 {
         listing *l = userdata;
         cas_engine *e = l->e;
         cas_inode *c = NULL;
-        uint64_t off = 2 + l->index++;
+        uint64_t off = 2 + index;
 
-        if (off < l->from)
-                return 0;
         if (l->pos + dirent_size(l->plus, n->name_len) > l->cap)
                 return 1;
         if (l->plus) {
@@ -485,7 +483,7 @@ static int list_top(cas_engine *e, cas_request *rq, bool plus)
         for (uint64_t off = l.from; off < 2; off++)
                 if (!listing_put(&l, NULL, CAS_ROOT_INO, off, "..", off + 1, DT_DIR))
                         break;
-        if (cas_top_foreach(&e->top, top_list_cb, &l) < 0)
+        if (cas_top_foreach(&e->top, l.from > 2 ? l.from - 2 : 0, top_list_cb, &l) < 0)
                 return cas_request_error(rq, -EIO);
         return cas_request_finish(rq, l.pos - sizeof(struct fuse_out_header));
 }

@@ -86,15 +86,31 @@ bool cas_top_shows(const cas_top *top, const char *name)
                bsearch(&name, top->shown, top->n_shown, sizeof(char *), name_cmp) != NULL;
 }
 
-int cas_top_foreach(cas_top *top, cas_root_cb cb, void *userdata)
+typedef struct walk {
+        cas_top_cb cb;
+        void *userdata;
+        uint64_t index, first;
+} walk;
+
+static int walk_cb(const cas_node *n, void *userdata)
+{
+        walk *w = userdata;
+        uint64_t index = w->index++;
+
+        return index < w->first ? 0 : w->cb(n, index, w->userdata);
+}
+
+int cas_top_foreach(cas_top *top, uint64_t first, cas_top_cb cb, void *userdata)
 {
         int r;
 
-        if (!top->filtered)
-                return cas_metastore_foreach_root(top->meta, cb, userdata);
-        /* one get per listed root, not a walk of the whole registry (on a
-         * remote store, a listing and a request per root) */
-        for (size_t k = 0; k < top->n_shown; k++) {
+        if (!top->filtered) {
+                walk w = {.cb = cb, .userdata = userdata, .first = first};
+                return cas_metastore_foreach_root(top->meta, walk_cb, &w);
+        }
+        /* one get per listed root from first on, not a walk of the whole
+         * registry (on a remote store, a listing and a request per root) */
+        for (size_t k = first; k < top->n_shown; k++) {
                 _cleanup_free_ cas_node *n = NULL;
                 r = cas_metastore_get_root(top->meta, top->shown[k], &n);
                 /* gone, or damaged: not shown, as foreach_root leaves it out */
@@ -102,7 +118,7 @@ int cas_top_foreach(cas_top *top, cas_root_cb cb, void *userdata)
                         continue;
                 if (r < 0)
                         return r;
-                r = cb(n, userdata);
+                r = cb(n, k, userdata);
                 if (r != 0)
                         return r;
         }

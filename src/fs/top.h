@@ -41,9 +41,13 @@ void cas_top_done(cas_top *top);
 bool cas_top_shows(const cas_top *top, const char *name);
 
 /* The roots the top shows that the registry has, in name order, as
- * cas_metastore_foreach_root visits them (a damaged record is left out): cb
- * returns 0 to go on, anything else stops the walk and is returned. */
-int cas_top_foreach(cas_top *top, cas_root_cb cb, void *userdata);
+ * cas_metastore_foreach_root visits them (a damaged record is left out),
+ * from the one at index first on. Each comes with its index: its place in
+ * the registry, or in the list when there is one (so that a root's index
+ * stays while others come and go, and a walk from first reads no root before
+ * it). cb returns 0 to go on; anything else stops the walk and is returned. */
+typedef int (*cas_top_cb)(const cas_node *n, uint64_t index, void *userdata);
+int cas_top_foreach(cas_top *top, uint64_t first, cas_top_cb cb, void *userdata);
 
 /* The kernel learned name at the top as inode i. */
 void cas_top_remember(cas_top *top, const char *name, const cas_inode *i);

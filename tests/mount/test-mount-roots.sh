@@ -62,6 +62,22 @@ filter)
         check_eq "the file root reads" "$(cat "$MNT/hello")" hello
         check_eq "the root with a space reads" "$(cat "$MNT/with space/f")" "with space"
         check_eq "a is not there" "$(errno_of stat "$MNT/a")" ENOENT
+        stop_mount
+        # a long list, listed over many READDIRPLUS replies: 400 names, 300
+        # of them roots (the other 100 removed after the start)
+        mkdir -p "$TMP/many"
+        for k in $(seq 1000 1399); do echo "$k" > "$TMP/many/r$k"; echo "r$k"; done > "$TMP/many.list"
+        "$CASFS" import "$TMP/many"/r* >/dev/null || fail "import"
+        start_mount --list-root --roots-from "$TMP/many.list" --root a
+        # shellcheck disable=SC2046 # names
+        "$CASFS" rm $(seq -f 'r%g' 1000 4 1399) || fail "rm"
+        want=$( (echo a; seq 1000 1399 | awk '($1 - 1000) % 4 != 0 {print "r" $1}') | tr '\n' ' ')
+        ok=false
+        for _ in $(seq 1 30); do [ "$(top)" = "$want" ] && { ok=true; break; }; sleep 0.1; done
+        check "400 listed roots, 100 removed: the listing shows the other 300, each once" $ok
+        check_eq "ls -l agrees" "$(ls -l "$MNT" | awk 'NR > 1 {print $NF}' | tr '\n' ' ')" "$want"
+        check_eq "a removed one is ENOENT" "$(errno_of stat "$MNT/r1000")" ENOENT
+        check_eq "a kept one reads" "$(cat "$MNT/r1399")" 1399
         ;;
 roots-from)
         roots
