@@ -79,8 +79,9 @@ int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_option
  * cannot be read. */
 int cli_roots_option(const char *cmd, int c, const char *arg, cas_engine_options *eo);
 /* Once the store is open: each name once, and every one a root of s; says
- * which are not (one line each) and returns -ENOENT, or -errno when the
- * store fails. 0 when no option named roots. */
+ * which are not (one line each, for the first ten, then how many more) and
+ * returns -ENOENT, or -errno when the store fails. 0 when no option named
+ * roots. */
 int cli_roots_check(const char *cmd, cas_store *s, cas_engine_options *eo);
 
 /* Where a serving command's lines go (mount, virtiofs). With --log FILE, to

@@ -128,7 +128,15 @@ errors)
         check "naming yy" grep -q "'yy'" "$TMP/err"
         check "and zz" grep -q "'zz'" "$TMP/err"
         check "nothing mounted" not_mounted
-        # invalid names: usage errors naming them
+        # many missing: the first ten named, then how many more
+        seq -f 'missing%g' 10 24 > "$TMP/many-missing"
+        "$CASFS" mount -f --roots-from "$TMP/many-missing" "$MNT" 2> "$TMP/err"
+        check_eq "15 missing: exit status 1" "$?" 1
+        check_eq "ten named, in name order" "$(grep -o "no root named '[^']*'" "$TMP/err" | cut -d"'" -f2 | tr '\n' ' ')" \
+                "$(seq -f 'missing%g ' 10 19 | tr -d '\n')"
+        check "then how many more" grep -q "and 5 more of the roots given are missing" "$TMP/err"
+        check_eq "eleven lines" "$(wc -l < "$TMP/err")" 11
+                # invalid names: usage errors naming them
         for bad in "" . .. a/b "$(head -c 256 /dev/zero | tr '\0' n)"; do
                 "$CASFS" mount -f --root "$bad" "$MNT" 2> "$TMP/err"
                 check_eq "--root '${bad:0:20}': exit status 2" "$?" 2
