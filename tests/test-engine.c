@@ -293,6 +293,127 @@ static void test_memory_store(void)
         CHECK_STR(trace_line, "LOOKUP nodeid=1 tree");
 }
 
+/* The top's READDIRPLUS listing, names space-separated, into names. */
+static void list_top(cas_engine *e, char *names, size_t size)
+{
+        struct fuse_read_in rin = {.offset = 0, .size = 4096};
+        unsigned with_ino;
+        ssize_t n = call(e, FUSE_READDIRPLUS, 1, &rin, sizeof(rin), NULL);
+
+        names[0] = 0;
+        CHECK(n >= (ssize_t)sizeof(out.h));
+        CHECK_RC(out.h.error, 0);
+        if (n > (ssize_t)sizeof(out.h))
+                readdirplus_names((size_t)n - sizeof(out.h), names, size, &with_ino);
+}
+
+/* Only the listed roots at the top: lookups of others are ENOENT, the
+ * listing shows the listed ones the registry has, and the registry's changes
+ * show for them only. */
+static void test_listed_roots(void)
+{
+        _cleanup_(cas_store_freep) cas_store *s = NULL;
+        _cleanup_(cas_engine_freep) cas_engine *e = NULL;
+        _cleanup_free_ uint8_t *big = big_content();
+        const char *listed[] = {"tree", "zz", "a", "tree"};
+        cas_engine_options o = {.verify = true, .list_root = true, .roots = listed,
+                                .n_roots = ELEMENTS(listed)};
+        struct fuse_entry_out ent;
+        cas_digest hello_digest, big_digest;
+        char names[256];
+
+        ASSERT(cas_store_new_memory(&s) == 0);
+        fill_store(s, big, &hello_digest, &big_digest);
+        cas_node a = {.type = CAS_NODE_FILE, .name = "a", .name_len = 1, .digest = hello_digest, .size = 5};
+        cas_node b = {.type = CAS_NODE_FILE, .name = "b", .name_len = 1, .digest = hello_digest, .size = 5};
+        ASSERT(cas_metastore_set_root(s->meta, &a) == 0);
+        ASSERT(cas_metastore_set_root(s->meta, &b) == 0);
+        ASSERT(cas_engine_new(s, &o, NULL, &e) == 0);
+        init(e);
+
+        CHECK(lookup(e, 1, "tree", &ent) > 1);
+        CHECK(lookup(e, 1, "a", &ent) > 1);
+        CHECK_RC(status(e, FUSE_LOOKUP, 1, NULL, 0, "b"), -ENOENT);  /* in the store, not listed */
+        CHECK_RC(status(e, FUSE_LOOKUP, 1, NULL, 0, "zz"), -ENOENT); /* listed, not in the store */
+        list_top(e, names, sizeof(names));
+        CHECK_STR(names, ". .. a tree");
+
+        /* the registry changes: a listed root added shows, one removed goes,
+         * an unlisted one added never shows */
+        cas_node zz = {.type = CAS_NODE_FILE, .name = "zz", .name_len = 2, .digest = hello_digest, .size = 5};
+        cas_node c = {.type = CAS_NODE_FILE, .name = "c", .name_len = 1, .digest = hello_digest, .size = 5};
+        ASSERT(cas_metastore_set_root(s->meta, &zz) == 0);
+        ASSERT(cas_metastore_set_root(s->meta, &c) == 0);
+        ASSERT(cas_metastore_remove_root(s->meta, "a") == 0);
+        CHECK(lookup(e, 1, "zz", &ent) > 1);
+        CHECK_RC(status(e, FUSE_LOOKUP, 1, NULL, 0, "c"), -ENOENT);
+        CHECK_RC(status(e, FUSE_LOOKUP, 1, NULL, 0, "a"), -ENOENT);
+        list_top(e, names, sizeof(names));
+        CHECK_STR(names, ". .. tree zz");
+        e = cas_engine_free(e);
+
+        /* a long list, read in small pieces: each piece goes on from the
+         * last offset, and listed roots the registry lacks leave gaps */
+        enum { LONG = 300 };
+        char long_names[LONG][8];
+        const char *long_list[LONG];
+        for (unsigned k = 0; k < LONG; k++) {
+                snprintf(long_names[k], sizeof(long_names[k]), "r%03u", k);
+                long_list[k] = long_names[k];
+                cas_node rn = {.type = CAS_NODE_FILE, .name = long_names[k], .name_len = 4,
+                               .digest = hello_digest, .size = 5};
+                if (k % 3 != 1)
+                        ASSERT(cas_metastore_set_root(s->meta, &rn) == 0);
+        }
+        o.roots = long_list;
+        o.n_roots = LONG;
+        ASSERT(cas_engine_new(s, &o, NULL, &e) == 0);
+        init(e);
+        unsigned seen = 0, calls = 0;
+        bool in_order = true;
+        char last[8] = "";
+        for (uint64_t off = 0;; calls++) {
+                struct fuse_read_in rin = {.offset = off, .size = 512};
+                ssize_t n = call(e, FUSE_READDIRPLUS, 1, &rin, sizeof(rin), NULL);
+                CHECK_RC(out.h.error, 0);
+                if (n <= (ssize_t)sizeof(out.h) || calls > LONG)
+                        break;
+                for (size_t pos = 0; pos + sizeof(struct fuse_direntplus) <= (size_t)n - sizeof(out.h);) {
+                        const struct fuse_direntplus *de = (const void *)(out.body + pos);
+                        if (de->dirent.namelen == 4) {
+                                char name[8];
+                                snprintf(name, sizeof(name), "%.4s", de->dirent.name);
+                                in_order = in_order && strcmp(name, last) > 0 && atoi(name + 1) % 3 != 1;
+                                snprintf(last, sizeof(last), "%s", name);
+                                seen++;
+                        }
+                        off = de->dirent.off;
+                        pos += FUSE_DIRENTPLUS_SIZE(de);
+                }
+        }
+        CHECK_RC(seen, LONG - LONG / 3);
+        CHECK(in_order);
+        CHECK(calls > 5);
+        e = cas_engine_free(e);
+        o.roots = listed;
+
+        /* an empty list: an empty top */
+        o.n_roots = 0;
+        ASSERT(cas_engine_new(s, &o, NULL, &e) == 0);
+        init(e);
+        CHECK_RC(status(e, FUSE_LOOKUP, 1, NULL, 0, "tree"), -ENOENT);
+        list_top(e, names, sizeof(names));
+        CHECK_STR(names, ". ..");
+        e = cas_engine_free(e);
+
+        /* a name that is no root name: refused */
+        const char *bad[] = {"tree", "a/b"};
+        o.roots = bad;
+        o.n_roots = ELEMENTS(bad);
+        CHECK_RC(cas_engine_new(s, &o, NULL, &e), -EINVAL);
+        CHECK(e == NULL);
+}
+
 /* Overwrites n bytes at off of the file of blob d (a store on disk). */
 static void damage(cas_store *s, const cas_digest *d, off_t off, size_t n)
 {
@@ -351,6 +472,7 @@ static void test_damaged_blobs(void)
 int main(void)
 {
         test_memory_store();
+        test_listed_roots();
         test_damaged_blobs();
         return tests_finish("test-engine");
 }

@@ -143,7 +143,7 @@ int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_option
                 cas_log_set_max_level(CAS_LOG_DEBUG); /* each request, by its opcode's name */
                 return 1;
         }
-        return 0;
+        return cli_roots_option(cmd, c, arg, eo);
 }
 
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
@@ -162,7 +162,7 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, co
                 }
                 r = cli_engine_option(cmd, c, optarg, eo);
                 if (r < 0)
-                        return CLI_GETOPT_USAGE;
+                        return r == -EINVAL ? CLI_GETOPT_USAGE : CLI_GETOPT_FAIL;
                 if (r == 0)
                         break;
         }

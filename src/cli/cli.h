@@ -61,9 +61,28 @@ int cli_parse_number(const char *cmd, const char *option, const char *s, unsigne
                      unsigned *ret);
 
 /* The options mount and virtiofs share, by their getopt codes: 'L' --list-root,
- * 'U' --uid-gid, 'X' --xattr, 'N' --no-verify, 'P' --prefetch, 'd' --debug. 1 when c was one (applied to
- * eo), 0 when it was not, -EINVAL (said) when its argument is bad. */
+ * 'U' --uid-gid, 'X' --xattr, 'N' --no-verify, 'P' --prefetch, 'd' --debug,
+ * and --root, --roots-from (cli_roots_option). 1 when c was one (applied to
+ * eo), 0 when it was not, -EINVAL (said) when its argument is bad, another
+ * -errno (said) when it cannot be applied. */
 int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_options *eo);
+
+/* --root NAME and --roots-from FILE (mount, virtiofs): the only roots the
+ * top shows. Their getopt codes (out of the range of characters, as the
+ * commands' own options take letters). */
+#define CLI_OPT_ROOT       0x100
+#define CLI_OPT_ROOTS_FROM 0x101
+/* The most names they give together. */
+#define CLI_ROOTS_MAX (1u << 20)
+/* Applies one of them to eo: 1 when c was one, 0 when not; -EINVAL (said)
+ * when a name is not a valid root name, another -errno (said) when FILE
+ * cannot be read. */
+int cli_roots_option(const char *cmd, int c, const char *arg, cas_engine_options *eo);
+/* Once the store is open: each name once, and every one a root of s; says
+ * which are not (one line each, for the first ten, then how many more) and
+ * returns -ENOENT, or -errno when the store fails. 0 when no option named
+ * roots. */
+int cli_roots_check(const char *cmd, cas_store *s, cas_engine_options *eo);
 
 /* Where a serving command's lines go (mount, virtiofs). With --log FILE, to
  * FILE; else in the foreground to stderr; in the background to syslog (tag
@@ -84,9 +103,11 @@ int cli_log_choose(const char *cmd, const char *path, bool background);
 /* getopt_long for mount and virtiofs, applying the options above itself
  * and answering --help with help(stdout): the next other option, -1 at the
  * end, CLI_GETOPT_HELP once the help is shown, CLI_GETOPT_USAGE when an
- * option is unknown or its argument bad (said). */
+ * option is unknown or its argument bad (said), CLI_GETOPT_FAIL when it
+ * cannot be applied (said: a --roots-from FILE that cannot be read). */
 #define CLI_GETOPT_USAGE (-2)
 #define CLI_GETOPT_HELP (-3)
+#define CLI_GETOPT_FAIL (-4)
 struct option;
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
                void (*help)(FILE *f), cas_engine_options *eo);
@@ -96,4 +117,6 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, co
         {"help", no_argument, NULL, 'h'}, {"list-root", no_argument, NULL, 'L'},                   \
                 {"uid-gid", required_argument, NULL, 'U'}, {"xattr", no_argument, NULL, 'X'},      \
                 {"no-verify", no_argument, NULL, 'N'}, {"prefetch", required_argument, NULL, 'P'}, \
-                {"debug", no_argument, NULL, 'd'}
+                {"debug", no_argument, NULL, 'd'},                                                 \
+                {"root", required_argument, NULL, CLI_OPT_ROOT},                                   \
+                {"roots-from", required_argument, NULL, CLI_OPT_ROOTS_FROM}

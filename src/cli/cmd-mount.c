@@ -29,6 +29,11 @@ static void mount_help(FILE *f)
                 "\n"
                 "Options:\n"
                 "      --list-root    allow listing the top (default: only names can be looked up)\n"
+                "      --root NAME    show only this root at the top (repeatable; with --roots-from:\n"
+                "                     the roots of both); a root not in the store is an error\n"
+                "      --roots-from FILE  show only the roots named in FILE, one a line (blanks\n"
+                "                     around a name, empty lines and lines starting with '#'\n"
+                "                     are ignored)\n"
                 "  -j, --threads N    worker threads (default: number of CPUs)\n"
                 "      --allow-other  let other users access the mount\n"
                 "      --uid-gid U:G  report owner U and group G (default: 0:0)\n"
@@ -130,7 +135,7 @@ int cmd_mount(int argc, char **argv)
                 }
         }
         if (c != -1)
-                return c == CLI_GETOPT_HELP ? 0 : EXIT_USAGE;
+                return c == CLI_GETOPT_HELP ? 0 : c == CLI_GETOPT_FAIL ? 1 : EXIT_USAGE;
         if (argc - optind != 1) {
                 log_error("mount: takes one MOUNTPOINT; try 'casfs mount --help'");
                 return EXIT_USAGE;
@@ -148,6 +153,9 @@ int cmd_mount(int argc, char **argv)
         {
                 _cleanup_(cas_store_freep) cas_store *probe = NULL;
                 if (cli_open_store(0, &probe) < 0)
+                        return 1;
+                /* --root and --roots-from name roots the store has */
+                if (cli_roots_check("mount", probe, &eo) < 0)
                         return 1;
                 /* the mount's source: mount(8) then finds an fstab line
                  * mounted already, and findmnt shows which store it is */

@@ -28,6 +28,11 @@ static void virtiofs_help(FILE *f)
                 "Options:\n"
                 "      --socket PATH   the vhost-user socket to listen on (required)\n"
                 "      --list-root     allow listing the top (default: only names can be looked up)\n"
+                "      --root NAME     show only this root at the top (repeatable; with --roots-from:\n"
+                "                      the roots of both); a root not in the store is an error\n"
+                "      --roots-from FILE  show only the roots named in FILE, one a line (blanks\n"
+                "                      around a name, empty lines and lines starting with '#'\n"
+                "                      are ignored)\n"
                 "      --uid-gid U:G   report owner U and group G (default: 0:0)\n"
                 "      --xattr         expose user.castore.directory.digest / user.castore.blob.digest\n"
                 "  -j, --threads N     threads per request queue (default: 1)\n"
@@ -81,7 +86,7 @@ int cmd_virtiofs(int argc, char **argv)
                 }
         }
         if (c != -1)
-                return c == CLI_GETOPT_HELP ? 0 : EXIT_USAGE;
+                return c == CLI_GETOPT_HELP ? 0 : c == CLI_GETOPT_FAIL ? 1 : EXIT_USAGE;
         if (!socket_path || optind != argc) {
                 log_error("virtiofs: needs --socket PATH and nothing else; try 'casfs virtiofs --help'");
                 return EXIT_USAGE;
@@ -89,6 +94,8 @@ int cmd_virtiofs(int argc, char **argv)
 
         _cleanup_(cas_store_freep) cas_store *s = NULL;
         if (cli_open_store(0, &s) < 0)
+                return 1;
+        if (cli_roots_check("virtiofs", s, &eo) < 0)
                 return 1;
 
         sigset_t signals;

@@ -30,6 +30,8 @@ static const struct {
         {"read_ahead", "--read-ahead", true},
         {"passthrough", "--passthrough", false},
         {"log", "--log", true},
+        {"root", "--root", true},
+        {"roots_from", "--roots-from", true},
 };
 
 /* Generic options: the mount is read-only, without devices or set-id files,
@@ -50,7 +52,8 @@ static void helper_help(FILE *f)
                 "Called by mount(8) for 'mount -t casfs STORE MOUNTPOINT' and fstab lines\n"
                 "'STORE MOUNTPOINT casfs OPTIONS 0 0'. Runs 'casfs --store STORE mount'.\n"
                 "OPTIONS (comma-separated): list_root, allow_other, uid_gid=U:G, xattr,\n"
-                "no_verify, prefetch=N, threads=N, read_ahead=KIB, passthrough, log=FILE;\n"
+                "no_verify, prefetch=N, threads=N, read_ahead=KIB, passthrough, log=FILE,\n"
+                "root=NAME (repeatable), roots_from=FILE;\n"
                 "generic ones (ro, rw, defaults, noauto, nosuid, nodev, _netdev, nofail,\n"
                 "x-*, ...) are accepted and ignored: the mount is always read-only.\n"
                 "-s: ignore unknown options; -f: check, but do not mount; -n: ignored;\n"

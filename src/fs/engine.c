@@ -188,7 +188,7 @@ static int find_child(cas_engine *e, cas_inode *p, const char *name, size_t len,
         int r;
 
         if (p->ino == CAS_ROOT_INO) {
-                if (len == 0 || len > CAS_NAME_MAX || memchr(name, '/', len))
+                if (len == 0 || len > CAS_NAME_MAX || memchr(name, '/', len) || !cas_top_shows(&e->top, name))
                         return -ENOENT;
                 r = cas_metastore_get_root(e->store->meta, name, ret_root);
                 if (r < 0)
@@ -374,7 +374,7 @@ typedef struct listing {
         cas_engine *e;
         cas_request *rq;
         bool plus; /* READDIRPLUS: each entry with its entry_out */
-        uint64_t index, from;
+        uint64_t from;
         size_t pos, cap;
 } listing;
 
@@ -455,16 +455,14 @@ static int list_directory(cas_engine *e, cas_request *rq, cas_inode *i, bool plu
         return cas_request_finish(rq, l.pos - sizeof(struct fuse_out_header));
 }
 
-/* Listing the top (only with list_root): the roots, in name order. */
-static int top_list_cb(const cas_node *n, void *userdata)
+/* Listing the top (only with list_root): the roots it shows, in name order. */
+static int top_list_cb(const cas_node *n, uint64_t index, void *userdata)
 {
         listing *l = userdata;
         cas_engine *e = l->e;
         cas_inode *c = NULL;
-        uint64_t off = 2 + l->index++;
+        uint64_t off = 2 + index;
 
-        if (off < l->from)
-                return 0;
         if (l->pos + dirent_size(l->plus, n->name_len) > l->cap)
                 return 1;
         if (l->plus) {
@@ -485,7 +483,7 @@ static int list_top(cas_engine *e, cas_request *rq, bool plus)
         for (uint64_t off = l.from; off < 2; off++)
                 if (!listing_put(&l, NULL, CAS_ROOT_INO, off, "..", off + 1, DT_DIR))
                         break;
-        if (cas_metastore_foreach_root(e->store->meta, top_list_cb, &l) < 0)
+        if (cas_top_foreach(&e->top, l.from > 2 ? l.from - 2 : 0, top_list_cb, &l) < 0)
                 return cas_request_error(rq, -EIO);
         return cas_request_finish(rq, l.pos - sizeof(struct fuse_out_header));
 }
@@ -849,8 +847,16 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
         if (transport)
                 e->transport = *transport;
         e->max_pages = opts->max_pages ? opts->max_pages : DEFAULT_MAX_PAGES;
+        /* the list is the caller's: the top keeps its own copy */
+        e->opts.roots = NULL;
+        r = cas_top_init(&e->top, store->meta, &e->transport, opts->roots, opts->n_roots);
+        if (r < 0) {
+                free(e);
+                return r;
+        }
         r = cas_inodes_new(sizeof(cas_inode_state), release_state, e, &e->inodes);
         if (r < 0) {
+                cas_top_done(&e->top);
                 free(e);
                 return r;
         }
@@ -865,7 +871,6 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
         cas_parked_init(&e->parked, &e->pool);
         cas_readpath_init(&e->rp, store->blobs, &e->opts, &e->parked, &e->transport);
         cas_readahead_init(&e->ra, store->blobs, e->inodes, &e->dirs, &e->rp, &e->parked, &e->opts);
-        cas_top_init(&e->top, store->meta, &e->transport);
         *ret = e;
         return 0;
 }

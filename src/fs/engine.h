@@ -28,6 +28,12 @@ typedef struct cas_engine_options {
         unsigned prefetch;  /* files of a directory read ahead of a reader going through it (0: none) */
         bool direct_io;     /* large blobs: read with O_DIRECT when the reply buffer allows */
         uint32_t read_ahead; /* bytes the kernel may read ahead in a file, offered at INIT (0: its own choice) */
+        /* The only roots the top shows, n_roots valid names (none: an empty
+         * top), or NULL for every root. Read by cas_engine_new, which keeps a
+         * copy. Whether they exist is not checked: a listed root the
+         * registry lacks is not there until it is added. */
+        const char *const *roots;
+        size_t n_roots;
 } cas_engine_options;
 
 /* Unsolicited messages (FUSE notifications) go back through the transport. */

@@ -94,6 +94,8 @@ check_eq "root names for cat" "$(complete_words casfs cat '' | tr '\n' ' ')" "ot
 check_eq "a prefix of one" "$(complete_words casfs ls t | tr '\n' ' ')" "tree/ "
 check_eq "root names for rm, of the store given" \
         "$(complete_words casfs --store "$typo" rm '' | tr '\n' ' ')" "x "
+check_eq "root names for mount --root" "$(complete_words casfs mount --root '' | tr '\n' ' ')" "other tree "
+check_eq "and for virtiofs --root" "$(complete_words casfs virtiofs --root o | tr '\n' ' ')" "other "
 check_eq "the global options" "$(complete_words casfs --s | tr '\n' ' ')" "--s3-endpoint --store "
 
 check "mount.casfs --help" bash -c "'$CASFS' --help >/dev/null && exec -a mount.casfs '$CASFS' --help | grep -q 'Usage: mount.casfs'"

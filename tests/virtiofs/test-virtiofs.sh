@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # casfs virtiofs against a real guest: a Linux kernel in QEMU mounts the
 # device and checks what it sees (the guest is booted by guest.sh).
-#   test-virtiofs.sh CASE   (guest | list-root-queues | vmm-killed | errors)
+#   test-virtiofs.sh CASE   (guest | list-root-queues | roots | vmm-killed | errors)
 . "$(dirname "$0")/../lib/lib.sh"
 export CASFS_STORE=$TMP/store
 export LC_ALL=C
@@ -62,6 +62,16 @@ list-root-queues)
         got=$("$GUEST" --socket "$sock" --queues 2 --smp 2 --timeout 600 \
                 --cmd 'ls -1; for i in 1 2 3 4; do (cat tree/big.bin | sha256sum > /tmp/s.$i) & done; wait; cat /tmp/s.*')
         check_eq "--list-root: the guest lists the roots and reads over two request queues" "$got" "$want"
+        daemon_ends
+        ;;
+roots)
+        # --root: the guest sees that root only
+        start_daemon --list-root --root other
+        got=$("$GUEST" --socket "$sock" --timeout 600 \
+                --cmd 'ls -1; [ -e tree ] || echo "tree: absent"; cat other/a/b/c/d/e/f/g/hello-again')
+        check_eq "--root other: the guest lists and reads just it" "$got" "other
+tree: absent
+hello"
         daemon_ends
         ;;
 vmm-killed)
