@@ -93,3 +93,39 @@ bool cas_digest_map_next(const cas_digest_map *m, size_t *iter, cas_digest *ret_
                 }
         return false;
 }
+
+void cas_digest_queue_done(cas_digest_queue *q)
+{
+        cas_digest_map_done(&q->seen);
+        free(q->items);
+        *q = (cas_digest_queue){0};
+}
+
+int cas_digest_queue_push(cas_digest_queue *q, const cas_digest *d)
+{
+        int r;
+
+        if (cas_digest_map_get(&q->seen, d, NULL))
+                return 0;
+        if (q->tail == q->alloc) {
+                size_t n = q->alloc ? q->alloc * 2 : 64;
+                cas_digest *items = realloc(q->items, n * sizeof(*items));
+                if (!items)
+                        return -ENOMEM;
+                q->items = items;
+                q->alloc = n;
+        }
+        r = cas_digest_map_put(&q->seen, d, 0);
+        if (r < 0)
+                return r;
+        q->items[q->tail++] = *d;
+        return 1;
+}
+
+bool cas_digest_queue_pop(cas_digest_queue *q, cas_digest *ret)
+{
+        if (q->head == q->tail)
+                return false;
+        *ret = q->items[q->head++];
+        return true;
+}

@@ -318,58 +318,30 @@ static int frame_next(const uint8_t *buf, size_t len, size_t *pos, const uint8_t
 int cas_layout_dirs_encode(const cas_digest *top, cas_layout_dir_lookup lookup, void *userdata,
                            void **ret, size_t *ret_len)
 {
-        cas_digest_map seen = {0};
-        _cleanup_free_ cas_digest *queue = NULL;
-        size_t head = 0, tail = 0, alloc = 0;
+        cas_digest_queue q = {0};
         frame_buf f = {0};
+        cas_digest d;
         int r;
 
-        r = cas_digest_map_put(&seen, top, 0);
-        if (r < 0)
-                return r;
-        queue = malloc(sizeof(*queue) * 64);
-        if (!queue) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        alloc = 64;
-        queue[tail++] = *top;
-        while (head < tail) {
+        r = cas_digest_queue_push(&q, top);
+        while (r >= 0 && cas_digest_queue_pop(&q, &d)) {
                 _cleanup_free_ cas_directory *dir = NULL;
                 const void *buf;
                 size_t len;
 
-                r = lookup(&queue[head++], &buf, &len, userdata);
+                r = lookup(&d, &buf, &len, userdata);
                 if (r < 0)
-                        goto finish;
+                        break;
                 r = cas_directory_decode(buf, len, &dir, NULL);
                 if (r >= 0)
                         r = frame_append(&f, buf, len);
-                if (r < 0)
-                        goto finish;
-                for (size_t i = 0; i < dir->n_directories; i++) {
-                        const cas_digest *c = &dir->directories[i].digest;
-                        if (cas_digest_map_get(&seen, c, NULL))
-                                continue;
-                        r = cas_digest_map_put(&seen, c, 0);
-                        if (r < 0)
-                                goto finish;
-                        if (tail == alloc) {
-                                cas_digest *q = realloc(queue, sizeof(*queue) * alloc * 2);
-                                if (!q) {
-                                        r = -ENOMEM;
-                                        goto finish;
-                                }
-                                queue = q;
-                                alloc *= 2;
-                        }
-                        queue[tail++] = *c;
-                }
+                for (size_t i = 0; r >= 0 && i < dir->n_directories; i++)
+                        r = cas_digest_queue_push(&q, &dir->directories[i].digest);
         }
-        r = zstd_compress(f.data, f.len, ret, ret_len);
-finish:
+        if (r >= 0)
+                r = zstd_compress(f.data, f.len, ret, ret_len);
         free(f.data);
-        cas_digest_map_done(&seen);
+        cas_digest_queue_done(&q);
         return r;
 }
 

@@ -167,56 +167,25 @@ finish:
 int cas_metastore_walk(cas_metastore *ms, const cas_digest *root, cas_directory_cb cb,
                        void *userdata)
 {
-        cas_digest_map seen = {0};
-        _cleanup_free_ cas_digest *queue = NULL;
-        size_t head = 0, tail = 0, alloc = 0;
+        cas_digest_queue q = {0};
+        cas_digest d;
         int r;
 
-        r = cas_digest_map_put(&seen, root, 0);
-        if (r < 0)
-                return r;
-        queue = malloc(sizeof(cas_digest) * 64);
-        if (!queue) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        alloc = 64;
-        queue[tail++] = *root;
-        while (head < tail) {
-                cas_digest d = queue[head++];
+        r = cas_digest_queue_push(&q, root);
+        while (r >= 0 && cas_digest_queue_pop(&q, &d)) {
                 _cleanup_free_ cas_directory *dir = NULL;
 
                 r = cas_metastore_get_directory(ms, &d, &dir);
                 if (r < 0 && r != -ENOENT && r != -EBADMSG)
-                        goto finish;
+                        break;
                 r = cb(&d, dir, r, userdata);
-                if (r < 0)
-                        goto finish;
-                if (!dir || r == 1)
+                if (r < 0 || !dir || r == 1)
                         continue;
-                for (size_t i = 0; i < dir->n_directories; i++) {
-                        const cas_digest *c = &dir->directories[i].digest;
-                        if (cas_digest_map_get(&seen, c, NULL))
-                                continue;
-                        r = cas_digest_map_put(&seen, c, 0);
-                        if (r < 0)
-                                goto finish;
-                        if (tail == alloc) {
-                                cas_digest *q = realloc(queue, sizeof(cas_digest) * alloc * 2);
-                                if (!q) {
-                                        r = -ENOMEM;
-                                        goto finish;
-                                }
-                                queue = q;
-                                alloc *= 2;
-                        }
-                        queue[tail++] = *c;
-                }
+                for (size_t i = 0; r >= 0 && i < dir->n_directories; i++)
+                        r = cas_digest_queue_push(&q, &dir->directories[i].digest);
         }
-        r = 0;
-finish:
-        cas_digest_map_done(&seen);
-        return r;
+        cas_digest_queue_done(&q);
+        return r < 0 ? r : 0;
 }
 
 int cas_metastore_foreach_directory(cas_metastore *ms, cas_digest_cb cb, void *userdata)
@@ -452,6 +421,17 @@ static int mdb_errno(int rc)
         }
 }
 
+/* Ends a write transaction: commits it when rc (an LMDB status) is 0, else
+ * aborts it; returns the outcome as -errno. */
+static int lmdb_txn_end(MDB_txn *txn, int rc)
+{
+        if (rc) {
+                mdb_txn_abort(txn);
+                return mdb_errno(rc);
+        }
+        return mdb_errno(mdb_txn_commit(txn));
+}
+
 static int lmdb_get(lmdb_metastore *m, MDB_dbi dbi, const void *key, size_t klen, void **ret,
                     size_t *ret_len)
 {
@@ -500,17 +480,13 @@ static int lmdb_put_dirs(cas_metastore *ms, const cas_digest *ds, uint8_t *const
         rc = mdb_txn_begin(m->env, NULL, 0, &txn);
         if (rc)
                 return mdb_errno(rc);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; rc == 0 && i < n; i++) {
                 MDB_val k = {CAS_DIGEST_SIZE, (void *)ds[i].bytes}, v = {lens[i], bufs[i]};
                 rc = mdb_put(txn, m->dirs, &k, &v, MDB_NOOVERWRITE);
                 if (rc == MDB_KEYEXIST)
                         rc = 0;
-                if (rc) {
-                        mdb_txn_abort(txn);
-                        return mdb_errno(rc);
-                }
         }
-        return mdb_errno(mdb_txn_commit(txn));
+        return lmdb_txn_end(txn, rc);
 }
 
 static int lmdb_foreach(lmdb_metastore *m, MDB_dbi dbi,
@@ -571,15 +547,13 @@ static int lmdb_remove_dirs(cas_metastore *ms, const cas_digest *ds, size_t n)
         rc = mdb_txn_begin(m->env, NULL, 0, &txn);
         if (rc)
                 return mdb_errno(rc);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; rc == 0 && i < n; i++) {
                 MDB_val k = {CAS_DIGEST_SIZE, (void *)ds[i].bytes};
                 rc = mdb_del(txn, m->dirs, &k, NULL);
-                if (rc && rc != MDB_NOTFOUND) {
-                        mdb_txn_abort(txn);
-                        return mdb_errno(rc);
-                }
+                if (rc == MDB_NOTFOUND)
+                        rc = 0;
         }
-        return mdb_errno(mdb_txn_commit(txn));
+        return lmdb_txn_end(txn, rc);
 }
 
 static const char generation_key[] = "roots-generation";
@@ -596,28 +570,23 @@ static int lmdb_put_roots(cas_metastore *ms, const char *const *names, uint8_t *
         rc = mdb_txn_begin(m->env, NULL, 0, &txn);
         if (rc)
                 return mdb_errno(rc);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; rc == 0 && i < n; i++) {
                 MDB_val k = {strlen(names[i]), (void *)names[i]};
                 if (bufs[i]) {
                         MDB_val v = {lens[i], bufs[i]};
                         rc = mdb_put(txn, m->roots, &k, &v, 0);
                 } else
                         rc = mdb_del(txn, m->roots, &k, NULL);
-                if (rc)
-                        goto fail;
         }
+        if (rc)
+                return lmdb_txn_end(txn, rc);
         rc = mdb_get(txn, m->info, &gk, &gv);
         if (rc == 0 && gv.mv_size == sizeof(gen))
                 memcpy(&gen, gv.mv_data, sizeof(gen));
         gen++;
         gv = (MDB_val){sizeof(gen), &gen};
         rc = mdb_put(txn, m->info, &gk, &gv, 0);
-        if (rc)
-                goto fail;
-        return mdb_errno(mdb_txn_commit(txn));
-fail:
-        mdb_txn_abort(txn);
-        return mdb_errno(rc);
+        return lmdb_txn_end(txn, rc);
 }
 
 static int lmdb_get_root(cas_metastore *ms, const char *name, void **ret, size_t *ret_len)
@@ -693,15 +662,11 @@ static int lmdb_statcache_put(cas_metastore *ms, const cas_stat_key *ks, const c
         rc = mdb_txn_begin(m->env, NULL, 0, &txn);
         if (rc)
                 return mdb_errno(rc);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; rc == 0 && i < n; i++) {
                 MDB_val k = {sizeof(ks[i]), (void *)&ks[i]}, v = {CAS_DIGEST_SIZE, (void *)ds[i].bytes};
                 rc = mdb_put(txn, m->statcache, &k, &v, 0);
-                if (rc) {
-                        mdb_txn_abort(txn);
-                        return mdb_errno(rc);
-                }
         }
-        return mdb_errno(mdb_txn_commit(txn));
+        return lmdb_txn_end(txn, rc);
 }
 
 static int lmdb_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
@@ -717,10 +682,8 @@ static int lmdb_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_dig
         if (rc)
                 return mdb_errno(rc);
         rc = mdb_cursor_open(txn, m->statcache, &c);
-        if (rc) {
-                mdb_txn_abort(txn);
-                return mdb_errno(rc);
-        }
+        if (rc)
+                return lmdb_txn_end(txn, rc);
         for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
                 cas_digest d;
                 if (v.mv_size == CAS_DIGEST_SIZE) {
@@ -733,11 +696,7 @@ static int lmdb_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_dig
                         break;
         }
         mdb_cursor_close(c);
-        if (rc != MDB_NOTFOUND) {
-                mdb_txn_abort(txn);
-                return mdb_errno(rc);
-        }
-        return mdb_errno(mdb_txn_commit(txn));
+        return lmdb_txn_end(txn, rc == MDB_NOTFOUND ? 0 : rc);
 }
 
 /* The address range LMDB mapped meta.lmdb at. mdb_env_info's me_mapaddr is
