@@ -33,20 +33,13 @@ typedef struct copy_ctx {
 _printf_(3, 4) static int fail(copy_ctx *c, int r, const char *fmt, ...)
 {
         va_list ap;
-        char *line = NULL;
 
         va_start(ap, fmt);
-        if (vasprintf(&line, fmt, ap) < 0)
-                line = NULL;
-        va_end(ap);
         pthread_mutex_lock(&c->lock);
-        if (!c->error) {
-                c->error = line;
+        if (cas_keep_first_error(&c->error, fmt, ap))
                 c->r = r;
-                line = NULL;
-        }
         pthread_mutex_unlock(&c->lock);
-        free(line);
+        va_end(ap);
         return r;
 }
 

@@ -49,19 +49,13 @@ typedef struct importer {
 _printf_(2, 3) static void set_error(importer *im, const char *fmt, ...)
 {
         va_list ap;
-        char *msg = NULL;
 
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
-        va_end(ap);
         pthread_mutex_lock(&im->lock);
-        if (!im->error)
-                im->error = msg ? msg : strdup("out of memory");
-        else
-                free(msg);
+        cas_keep_first_error(&im->error, fmt, ap);
         pthread_cond_broadcast(&im->cond);
         pthread_mutex_unlock(&im->lock);
+        va_end(ap);
 }
 
 static bool failed(importer *im)

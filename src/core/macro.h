@@ -5,6 +5,8 @@
  * ownership, and the few macros the code leans on. */
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,3 +80,9 @@ static inline int negative_errno(void)
 ssize_t cas_loop_read(int fd, void *buf, size_t n);
 ssize_t cas_loop_pread(int fd, void *buf, size_t n, off_t off);
 int cas_loop_write(int fd, const void *buf, size_t n);
+
+/* The first failure of threads working together is the one told: formats a
+ * line into *error unless it holds one already ("out of memory" when the
+ * line cannot be made). The caller holds the lock that guards *error.
+ * true when this line was the first. */
+bool cas_keep_first_error(char **error, const char *fmt, va_list ap) _printf_(2, 0);

@@ -49,3 +49,15 @@ int cas_loop_write(int fd, const void *buf, size_t n)
         }
         return 0;
 }
+
+bool cas_keep_first_error(char **error, const char *fmt, va_list ap)
+{
+        char *line;
+
+        if (*error)
+                return false;
+        if (vasprintf(&line, fmt, ap) < 0)
+                line = strdup("out of memory");
+        *error = line;
+        return true;
+}
