@@ -3,6 +3,7 @@
 
 /* Shared by the CLI's command files. Exit statuses: 0 success, 1 failure, 2 usage. */
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -46,6 +47,24 @@ int cmd_virtiofs(int argc, char **argv);
 /* casfs run as mount.casfs: mount(8)'s helper (mount-helper.c); returns
  * mount(8)'s exit statuses (1 usage, 32 failure). */
 int cli_mount_helper(int argc, char **argv);
+
+/* A line of progress on stderr (import, copy): show(userdata) writes it
+ * every 250 ms from a thread of its own, holding lock (which also guards
+ * what show reads that the command changes); the line is cleared at the
+ * end. */
+typedef struct cli_progress {
+        void (*show)(void *userdata);
+        void *userdata;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        pthread_t thread;
+        bool stop, running;
+} cli_progress;
+/* Sets p up and, when enable, starts the thread: true when it runs. */
+bool cli_progress_start(cli_progress *p, bool enable, void (*show)(void *userdata),
+                        void *userdata);
+/* Stops and joins it, when it was started. */
+void cli_progress_stop(cli_progress *p);
 
 /* Parses "U:G" (numbers). -EINVAL when malformed. */
 int cli_parse_uid_gid(const char *s, unsigned *ret_uid, unsigned *ret_gid);

@@ -13,35 +13,17 @@
 
 typedef struct copy_progress_state {
         cas_copy_progress *p;
-        const char *root; /* protected by lock */
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        bool stop;
+        const char *root; /* protected by the progress's lock */
 } copy_progress_state;
 
-static void *progress_thread(void *userdata)
+static void show_progress(void *userdata)
 {
         copy_progress_state *ps = userdata;
 
-        pthread_mutex_lock(&ps->lock);
-        while (!ps->stop) {
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_nsec += 250 * 1000000;
-                if (until.tv_nsec >= 1000000000)
-                        until.tv_sec++, until.tv_nsec -= 1000000000;
-                pthread_cond_timedwait(&ps->cond, &ps->lock, &until);
-                if (ps->stop)
-                        break;
-                fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " blobs, %.1f/%.1f MiB",
-                        ps->root ?: "", atomic_load(&ps->p->blobs_done),
-                        atomic_load(&ps->p->blobs_wanted),
-                        (double)atomic_load(&ps->p->bytes_done) / 1048576.0,
-                        (double)atomic_load(&ps->p->bytes_wanted) / 1048576.0);
-        }
-        pthread_mutex_unlock(&ps->lock);
-        fputs("\r\033[K", stderr);
-        return NULL;
+        fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " blobs, %.1f/%.1f MiB", ps->root ?: "",
+                atomic_load(&ps->p->blobs_done), atomic_load(&ps->p->blobs_wanted),
+                (double)atomic_load(&ps->p->bytes_done) / 1048576.0,
+                (double)atomic_load(&ps->p->bytes_wanted) / 1048576.0);
 }
 
 typedef struct root_list {
@@ -169,21 +151,18 @@ int cmd_copy(int argc, char **argv)
                 log_error("copy: cannot lock the stores: %s", strerror(-r));
                 goto finish;
         }
-        copy_progress_state ps = {
-            .p = &progress, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-        pthread_t pt;
-        bool show = !quiet && isatty(STDERR_FILENO);
-        if (show && pthread_create(&pt, NULL, progress_thread, &ps) != 0)
-                show = false;
+        copy_progress_state ps = {.p = &progress};
+        cli_progress pr;
+        bool show = cli_progress_start(&pr, !quiet && isatty(STDERR_FILENO), show_progress, &ps);
         status = 0;
         for (size_t i = 0; i < roots.n; i++) {
                 _cleanup_free_ char *error = NULL;
                 char text[CAS_DIGEST_TEXT_MAX];
                 const cas_node *n = roots.nodes[i];
 
-                pthread_mutex_lock(&ps.lock);
+                pthread_mutex_lock(&pr.lock);
                 ps.root = n->name;
-                pthread_mutex_unlock(&ps.lock);
+                pthread_mutex_unlock(&pr.lock);
                 r = cas_copy_root(src, dst, n, &o, &error);
                 if (r < 0) {
                         if (show)
@@ -196,13 +175,7 @@ int cmd_copy(int argc, char **argv)
                        n->type == CAS_NODE_SYMLINK ? "-" : cas_digest_to_text(&n->digest, text));
                 fflush(stdout);
         }
-        if (show) {
-                pthread_mutex_lock(&ps.lock);
-                ps.stop = true;
-                pthread_cond_signal(&ps.cond);
-                pthread_mutex_unlock(&ps.lock);
-                pthread_join(pt, NULL);
-        }
+        cli_progress_stop(&pr);
         cas_store_unlock(dst);
         cas_store_unlock(src);
         if (verbose)

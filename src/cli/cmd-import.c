@@ -41,9 +41,7 @@ static void warn_cb(void *userdata, const char *path, const char *message)
 
 typedef struct progress_state {
         cas_import_progress *p;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        bool stop;
+        double start;
 } progress_state;
 
 static double now_s(void)
@@ -53,36 +51,20 @@ static double now_s(void)
         return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static void *progress_thread(void *userdata)
+static void show_progress(void *userdata)
 {
         progress_state *ps = userdata;
-        double start = now_s();
+        uint64_t ff = atomic_load(&ps->p->files_found), fd = atomic_load(&ps->p->files_done);
+        uint64_t bf = atomic_load(&ps->p->bytes_found), bd = atomic_load(&ps->p->bytes_done);
+        bool walked = atomic_load(&ps->p->walk_done);
+        double el = now_s() - ps->start, rate = el > 0 ? (double)bd / el : 0;
+        char eta[32] = "";
 
-        pthread_mutex_lock(&ps->lock);
-        while (!ps->stop) {
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_nsec += 250 * 1000000;
-                if (until.tv_nsec >= 1000000000)
-                        until.tv_sec++, until.tv_nsec -= 1000000000;
-                pthread_cond_timedwait(&ps->cond, &ps->lock, &until);
-                if (ps->stop)
-                        break;
-
-                uint64_t ff = atomic_load(&ps->p->files_found), fd = atomic_load(&ps->p->files_done);
-                uint64_t bf = atomic_load(&ps->p->bytes_found), bd = atomic_load(&ps->p->bytes_done);
-                bool walked = atomic_load(&ps->p->walk_done);
-                double el = now_s() - start, rate = el > 0 ? (double)bd / el : 0;
-                char eta[32] = "";
-                if (walked && rate > 0 && bf > bd)
-                        snprintf(eta, sizeof(eta), ", ETA %.0fs", (double)(bf - bd) / rate);
-                fprintf(stderr, "\r\033[K%" PRIu64 "/%" PRIu64 "%s files, %.1f/%.1f MiB, %.1f MiB/s%s",
-                        fd, ff, walked ? "" : "+", (double)bd / 1048576.0, (double)bf / 1048576.0,
-                        rate / 1048576.0, eta);
-        }
-        pthread_mutex_unlock(&ps->lock);
-        fputs("\r\033[K", stderr);
-        return NULL;
+        if (walked && rate > 0 && bf > bd)
+                snprintf(eta, sizeof(eta), ", ETA %.0fs", (double)(bf - bd) / rate);
+        fprintf(stderr, "\r\033[K%" PRIu64 "/%" PRIu64 "%s files, %.1f/%.1f MiB, %.1f MiB/s%s",
+                fd, ff, walked ? "" : "+", (double)bd / 1048576.0, (double)bf / 1048576.0,
+                rate / 1048576.0, eta);
 }
 
 /* The default root name: the last component of the absolute path. */
@@ -185,8 +167,7 @@ int cmd_import(int argc, char **argv)
                 _cleanup_free_ char *name = NULL, *error = NULL;
                 cas_import_progress progress = {0};
                 progress_state ps = {.p = &progress};
-                pthread_t pt;
-                bool show = !quiet && isatty(STDERR_FILENO);
+                cli_progress pr;
 
                 if (arg_name)
                         name = strdup(arg_name);
@@ -206,20 +187,10 @@ int cmd_import(int argc, char **argv)
                         break;
 
                 o.progress = &progress;
-                if (show) {
-                        pthread_mutex_init(&ps.lock, NULL);
-                        pthread_cond_init(&ps.cond, NULL);
-                        if (pthread_create(&pt, NULL, progress_thread, &ps) != 0)
-                                show = false;
-                }
+                ps.start = now_s();
+                cli_progress_start(&pr, !quiet && isatty(STDERR_FILENO), show_progress, &ps);
                 r = cas_import(s, path, name, &o, &nodes[i], &error);
-                if (show) {
-                        pthread_mutex_lock(&ps.lock);
-                        ps.stop = true;
-                        pthread_cond_signal(&ps.cond);
-                        pthread_mutex_unlock(&ps.lock);
-                        pthread_join(pt, NULL);
-                }
+                cli_progress_stop(&pr);
                 if (r < 0) {
                         log_error("import: %s", error ? error : strerror(-r));
                         status = 1;
