@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -29,6 +30,29 @@ static int simple_options(int argc, char **argv, const char *usage, const char *
         return -1;
 }
 
+/* What each of them does first: its options, its arguments counted (from
+ * min_args to max_args, else "CMD: takes TAKES"), the store opened. -1 and
+ * *ret to go on, else the exit status. */
+static int start_command(int argc, char **argv, const char *cmd, const char *args,
+                         const char *text, int min_args, int max_args, const char *takes,
+                         cas_store **ret)
+{
+        char usage[64];
+        int r;
+
+        snprintf(usage, sizeof(usage), "%s%s%s", cmd, args[0] ? " " : "", args);
+        r = simple_options(argc, argv, usage, text);
+        if (r >= 0)
+                return r;
+        if (argc - optind < min_args || argc - optind > max_args) {
+                log_error("%s: takes %s", cmd, takes);
+                return EXIT_USAGE;
+        }
+        if (cli_open_store(0, ret) < 0)
+                return 1;
+        return -1;
+}
+
 static const char *digest_or_dash(const cas_node *n, char buf[static CAS_DIGEST_TEXT_MAX])
 {
         if (n->type == CAS_NODE_SYMLINK)
@@ -52,19 +76,14 @@ static int print_root(const cas_node *n, void *userdata)
 int cmd_roots(int argc, char **argv)
 {
         _cleanup_(cas_store_freep) cas_store *s = NULL;
-        int r = simple_options(argc, argv, "roots",
-                               "Lists the roots, one per line, tab-separated:\n"
-                               "NAME TYPE DIGEST SIZE (DIGEST is '-' for a symlink; SIZE is a file's\n"
-                               "length, a directory's entry count, a symlink target's length).\n"
-                               "A damaged root record is left out ('casfs fsck' reports it).\n");
+        int r = start_command(argc, argv, "roots", "",
+                              "Lists the roots, one per line, tab-separated:\n"
+                              "NAME TYPE DIGEST SIZE (DIGEST is '-' for a symlink; SIZE is a file's\n"
+                              "length, a directory's entry count, a symlink target's length).\n"
+                              "A damaged root record is left out ('casfs fsck' reports it).\n",
+                              0, 0, "no arguments", &s);
         if (r >= 0)
                 return r;
-        if (optind != argc) {
-                log_error("roots: takes no arguments");
-                return EXIT_USAGE;
-        }
-        if (cli_open_store(0, &s) < 0)
-                return 1;
         r = cas_metastore_foreach_root(s->meta, print_root, NULL);
         if (r < 0) {
                 log_error("roots: %s", strerror(-r));
@@ -105,19 +124,14 @@ int cmd_ls(int argc, char **argv)
         _cleanup_(cas_store_freep) cas_store *s = NULL;
         _cleanup_free_ cas_node *n = NULL;
         _cleanup_free_ cas_directory *dir = NULL;
-        int r = simple_options(argc, argv, "ls NAME[/PATH]",
-                               "Lists a directory in name order, one entry per line, tab-separated:\n"
-                               "TYPE SIZE DIGEST NAME, TYPE being d (directory), f (file),\n"
-                               "x (executable file) or l (symlink, NAME followed by ' -> TARGET').\n"
-                               "Given a file or symlink, prints its own line.\n");
+        int r = start_command(argc, argv, "ls", "NAME[/PATH]",
+                              "Lists a directory in name order, one entry per line, tab-separated:\n"
+                              "TYPE SIZE DIGEST NAME, TYPE being d (directory), f (file),\n"
+                              "x (executable file) or l (symlink, NAME followed by ' -> TARGET').\n"
+                              "Given a file or symlink, prints its own line.\n",
+                              1, 1, "one NAME[/PATH]", &s);
         if (r >= 0)
                 return r;
-        if (argc - optind != 1) {
-                log_error("ls: takes one NAME[/PATH]");
-                return EXIT_USAGE;
-        }
-        if (cli_open_store(0, &s) < 0)
-                return 1;
         if (resolve(s, "ls", argv[optind], &n) < 0)
                 return 1;
         if (n->type != CAS_NODE_DIRECTORY) {
@@ -202,20 +216,12 @@ static int on_each_path(int argc, char **argv, const char *cmd, const char *usag
                         int (*fn)(cas_store *s, const char *path, const cas_node *n, bool first))
 {
         _cleanup_(cas_store_freep) cas_store *s = NULL;
-        char line[64];
-        int status = 0;
+        int status;
 
-        snprintf(line, sizeof(line), "%s %s", cmd, usage);
-        status = simple_options(argc, argv, line, text);
+        status = start_command(argc, argv, cmd, usage, text, 1, INT_MAX, usage, &s);
         if (status >= 0)
                 return status;
         status = 0;
-        if (argc - optind < 1) {
-                log_error("%s: takes %s", cmd, usage);
-                return EXIT_USAGE;
-        }
-        if (cli_open_store(0, &s) < 0)
-                return 1;
         for (int i = optind; i < argc; i++) {
                 _cleanup_free_ cas_node *n = NULL;
                 if (resolve(s, cmd, argv[i], &n) < 0 || fn(s, argv[i], n, i == optind) < 0)
