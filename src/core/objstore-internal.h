@@ -80,11 +80,12 @@ bool objstore_key_valid(const char *key, bool allow_empty);
 /* The file backend (objstore-file.c). */
 int objstore_file_open(cas_objstore *os, const char *path);
 
-/* The http(s) and s3 backends over libcurl (objstore-curl.c). */
+/* The http(s) and s3 backends over libcurl (objstore-curl.c, with
+ * objstore-xfer.c and objstore-multi.c). */
 int objstore_curl_open(cas_objstore *os);
 
 /* Batches: the curl backends run transfers on a multi handle
- * (objstore-curl.c); the file backend runs each at once (multi NULL). */
+ * (objstore-multi.c); the file backend runs each at once (multi NULL). */
 typedef enum objstore_xfer_op {
         OBJSTORE_XFER_GET,
         OBJSTORE_XFER_HEAD,
