@@ -13,12 +13,11 @@
  * Batches drive a multi handle from one thread, `jobs` transfers in flight.
  * A multi handle holds its connections, so a finished batch leaves its
  * handle in a pool for the next one: a reader that fetches each blob's
- * chunks in a batch of its own does not connect anew for every blob.
+ * chunks in a batch of its own does not connect anew for every blob
+ * (objstore-multi.c).
  *
- * Every transfer is bounded: max_size bytes of body (checked against
- * Content-Length first, then while the body arrives), no progress for
- * timeout_sec, at most MAX_REDIRS redirects, retries with exponential
- * backoff on 5xx, 429 and dropped connections only. */
+ * One request, its bounds and the judgement of its answer are in
+ * objstore-xfer.c. */
 #include <time.h>
 
 #include "log.h"
