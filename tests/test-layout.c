@@ -135,6 +135,25 @@ static void test_chunks(void)
         CHECK_RC(cas_layout_chunk_decode(bomb, blen, &d, 4096, &out, &len, &e), -EBADMSG);
         CHECK_RC(cas_layout_chunk_decode(bomb, blen, &d, UINT64_MAX, &out, &len, &e), -EBADMSG);
         CHECK(strstr(e.reason, "more than") != NULL);
+        /* a large chunk without a stated size, in one frame: fine */
+        size_t mid = 5u << 20;
+        uint8_t *data5 = malloc(mid);
+        ASSERT(data5);
+        for (size_t i = 0; i < mid; i++)
+                data5[i] = (uint8_t)(i % 251 + (i >> 16));
+        cas_digest d5;
+        cas_digest_of(data5, mid, &d5);
+        blen = ZSTD_compress2(cctx, bomb, cap, data5, mid);
+        ASSERT(!ZSTD_isError(blen));
+        CHECK_RC(cas_layout_chunk_decode(bomb, blen, &d5, UINT64_MAX, &out, &len, &e), 0);
+        CHECK(len == mid && memcmp(out, data5, mid) == 0);
+        free(out);
+        CHECK_RC(cas_layout_chunk_decode(bomb, blen, &d5, mid, &out, &len, &e), 0);
+        free(out);
+        CHECK_RC(cas_layout_chunk_decode(bomb, blen, &d5, mid - 1, &out, &len, &e), -EBADMSG);
+        CHECK_RC(cas_layout_chunk_decode(bomb, blen / 2, &d5, UINT64_MAX, &out, &len, &e),
+                 -EBADMSG);
+        free(data5);
         /* and with it: refused before decompressing */
         CHECK_RC(cas_layout_chunk_encode(zeros, big, &z, &zlen), 0);
         CHECK_RC(cas_layout_chunk_decode(z, zlen, &d, 4096, &out, &len, &e), -EBADMSG);

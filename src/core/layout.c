@@ -105,7 +105,7 @@ static int zstd_decompress(const void *z, size_t zlen, size_t limit, void **ret,
         dctx = ZSTD_createDCtx();
         if (!dctx)
                 return -ENOMEM;
-        while (in.pos < in.size) {
+        for (;;) {
                 if (got == cap) {
                         size_t ncap = cap > limit / 2 ? limit + 1 : cap * 2;
                         uint8_t *n = ncap > cap ? realloc(out, ncap) : NULL;
@@ -129,8 +129,11 @@ static int zstd_decompress(const void *z, size_t zlen, size_t limit, void **ret,
                         ZSTD_freeDCtx(dctx);
                         return refuse(e, "decompresses to more than %zu bytes", limit);
                 }
-                if (k != 0 && in.pos == in.size && got < cap)
-                        break; /* wants input that is not there */
+                /* done: all input taken, the last frame complete; or
+                 * stuck: all input taken, room left, a frame unfinished.
+                 * A full buffer may hold back more output: go on. */
+                if (in.pos == in.size && (k == 0 || got < cap))
+                        break;
         }
         ZSTD_freeDCtx(dctx);
         if (k != 0)
