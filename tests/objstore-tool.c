@@ -10,8 +10,11 @@
  *     list [PREFIX]            "KEY SIZE" lines
  *     check | create
  *     batch-put PREFIX COUNT   COUNT objects PREFIX/I of I bytes, in one batch
- *     batch-get PREFIX COUNT   reads them back in one batch and checks them
- *     stress KEY THREADS COUNT THREADS threads get KEY COUNT times each
+ *     batch-get PREFIX COUNT [ROUNDS]  reads them back in one batch and checks
+ *                              them (ROUNDS times, a new batch each time)
+ *     batch-head PREFIX COUNT  checks their sizes in one batch
+ *     stress KEY THREADS COUNT THREADS threads get KEY COUNT times each (whole,
+ *                              a range, and in a batch of 4 of their own)
  *   (a batch prints "objstore-tool: KEY: ENAME: LINE" for each failure)
  *   OPTIONS: --ca-bundle FILE --s3-endpoint URL --timeout SEC --retries N --jobs N
  * A failure prints "objstore-tool: ENAME: LINE" (ENAME the errno's name, LINE
@@ -65,6 +68,7 @@ static int read_file(const char *path, void **ret, size_t *ret_len)
 
 typedef struct batch_state {
         unsigned done, bad;
+        bool head;
 } batch_state;
 
 static void batch_cb(int r, const char *key, void *buf, size_t len, void *userdata)
@@ -81,6 +85,8 @@ static void batch_cb(int r, const char *key, void *buf, size_t len, void *userda
                 st->bad++;
                 return;
         }
+        if (st->head && len != i)
+                st->bad++;
         if (buf) {
                 bool ok = len == i;
                 for (size_t k = 0; ok && k < len; k++)
@@ -91,10 +97,10 @@ static void batch_cb(int r, const char *key, void *buf, size_t len, void *userda
         }
 }
 
-static int batch(cas_objstore *os, bool put, const char *prefix, unsigned count)
+static int batch(cas_objstore *os, char what, const char *prefix, unsigned count)
 {
         _cleanup_(cas_objstore_batch_freep) cas_objstore_batch *b = NULL;
-        batch_state st = { 0 };
+        batch_state st = { .head = what == 'h' };
         char key[1100];
         int r;
 
@@ -103,14 +109,16 @@ static int batch(cas_objstore *os, bool put, const char *prefix, unsigned count)
                 return fail(r);
         for (unsigned i = 0; i < count; i++) {
                 snprintf(key, sizeof(key), "%s/%u", prefix, i);
-                if (put) {
+                if (what == 'p') {
                         uint8_t *buf = malloc(i + 1);
                         if (!buf)
                                 return fail(-ENOMEM);
                         for (unsigned k = 0; k < i; k++)
                                 buf[k] = (uint8_t)(i + k);
                         r = cas_objstore_batch_put(b, key, buf, i, batch_cb, &st);
-                } else
+                } else if (what == 'h')
+                        r = cas_objstore_batch_head(b, key, batch_cb, &st);
+                else
                         r = cas_objstore_batch_get(b, key, 1 << 20, batch_cb, &st);
                 if (r < 0)
                         return fail(r);
@@ -131,10 +139,31 @@ typedef struct stress_arg {
         unsigned bad;
 } stress_arg;
 
+static void stress_batch_cb(int r, const char *key, void *buf, size_t len, void *userdata)
+{
+        stress_arg *a = userdata;
+
+        if (r < 0 || len != a->want_len || memcmp(buf, a->want, len) != 0)
+                a->bad++;
+        free(buf);
+}
+
 static void *stress_thread(void *p)
 {
         stress_arg *a = p;
         for (unsigned i = 0; i < a->count; i++) {
+                cas_objstore_batch *b = NULL;
+                if (cas_objstore_batch_new(a->os, &b) < 0) {
+                        a->bad++;
+                } else {
+                        for (unsigned k = 0; k < 4; k++)
+                                if (cas_objstore_batch_get(b, a->key, 1 << 26, stress_batch_cb,
+                                                           a) < 0)
+                                        a->bad++;
+                        if (cas_objstore_batch_wait(b) < 0)
+                                a->bad++;
+                        cas_objstore_batch_free(b);
+                }
                 void *buf = NULL;
                 size_t len = 0;
                 uint8_t part[100];
@@ -285,8 +314,15 @@ int main(int argc, char **argv)
                 r = cas_objstore_create_bucket(os);
                 if (r < 0)
                         return fail(r);
-        } else if ((strcmp(cmd, "batch-put") == 0 || strcmp(cmd, "batch-get") == 0) && n == 2) {
-                return batch(os, cmd[6] == 'p', args[0], (unsigned)atoi(args[1]));
+        } else if ((strcmp(cmd, "batch-put") == 0 || strcmp(cmd, "batch-head") == 0) && n == 2) {
+                return batch(os, cmd[6], args[0], (unsigned)atoi(args[1]));
+        } else if (strcmp(cmd, "batch-get") == 0 && (n == 2 || n == 3)) {
+                int rounds = n == 3 ? atoi(args[2]) : 1;
+                for (int i = 0; i < rounds; i++) {
+                        r = batch(os, 'g', args[0], (unsigned)atoi(args[1]));
+                        if (r != 0)
+                                return r;
+                }
         } else if (strcmp(cmd, "stress") == 0 && n == 3) {
                 return stress(os, args[0], (unsigned)atoi(args[1]), (unsigned)atoi(args[2]));
         } else {

@@ -29,13 +29,16 @@ static void test_addresses(void)
                 { "http://example.org", "http://example.org", false },
                 { "https://[::1]:8443/a/b/", "https://[::1]:8443/a/b", false },
                 { "https://user:hunter2@example.org/cas", "https://example.org/cas", false },
+                { "http://h/a%20b/c%2Bd", "http://h/a%20b/c%2Bd", false },
+                { "http://h/x~y/%7e", "http://h/x~y/~", false },
         };
         static const char *bad[] = {
                 "file://relative/path", "file:///", "file:///a/../b", "file:///a/.",
                 "s3://", "s3://ab", "s3://AK:SK@bucket/p", "s3://bucket/a//b",
                 "s3://bucket/a/../b", "s3://bu$ket", "http://", "http:///x",
                 "http://host:99999/", "http://host:/", "http://host:x/", "http://h/a/../b",
-                "http://h/p?q=1", "https://h/p#f", "ftp://host/x", "/plain/path", "",
+                "http://h/p?q=1", "https://h/p#f", "http://h/a%2", "http://h/a%zz", "http://h/a%00",
+                "http://h/%2e%2e/x", "ftp://host/x", "/plain/path", "",
         };
         cas_objstore *os;
 

@@ -7,10 +7,13 @@
  * connection is reused by whichever thread takes the handle next. DNS
  * answers and TLS sessions are shared by every handle through a CURLSH
  * guarded by one mutex per kind of data. The connection cache itself is not
- * shared: libcurl 7.88 documents sharing it between concurrent threads as
- * unsafe.
+ * shared: a connection cache shared by concurrent threads is one of
+ * libcurl's known bugs (data races on connections in use).
  *
  * Batches drive a multi handle from one thread, `jobs` transfers in flight.
+ * A multi handle holds its connections, so a finished batch leaves its
+ * handle in a pool for the next one: a reader that fetches each blob's
+ * chunks in a batch of its own does not connect anew for every blob.
  *
  * Every transfer is bounded: max_size bytes of body (checked against
  * Content-Length first, then while the body arrives), no progress for
@@ -26,6 +29,7 @@
 
 #define MAX_REDIRS 5
 #define POOL_MAX 64
+#define MULTI_POOL_MAX 16
 /* What is kept of an error answer's body (S3 puts its error code there). */
 #define ERROR_BODY_MAX 2048
 /* A page of ListObjectsV2 (1000 keys of up to 1 KiB, with their XML). */
@@ -40,12 +44,13 @@ struct objstore_curl {
         pthread_mutex_t pool_lock;
         CURL *pool[POOL_MAX]; /* idle handles, protected by pool_lock */
         unsigned n_pool;      /* protected by pool_lock */
+        /* multi handles of finished batches, with their live connections,
+         * for the next batches; protected by pool_lock */
+        objstore_multi *multis[MULTI_POOL_MAX];
+        unsigned n_multis;
 };
 
-typedef enum xfer_result_kind {
-        XFER_DONE,
-        XFER_RETRY,
-} xfer_result_kind;
+static void multi_destroy(objstore_multi *m);
 
 /* One request and what came back of it; reset before each attempt. */
 typedef struct xfer {
@@ -58,8 +63,10 @@ typedef struct xfer {
         size_t body_len, body_off;
         uint8_t *owned_body; /* a batch put's buffer */
         size_t max_size;
+        uint64_t size; /* a head's answer */
         const char *if_none_match;
         bool check;          /* cas_objstore_check: the folder, not an object */
+        bool want_size;      /* a head: the size is the answer */
         bool range;
         uint64_t range_off;
         size_t range_n;
@@ -71,6 +78,7 @@ typedef struct xfer {
         size_t len, cap;
         uint64_t skip; /* bytes to drop: a server that ignored Range */
         bool too_big, range_done, bad_range;
+        unsigned retry_after; /* seconds, from a 429 or 503 */
         char *etag;
         char errbody[ERROR_BODY_MAX + 1];
         size_t errbody_len;
@@ -86,7 +94,6 @@ typedef struct xfer {
         uint64_t due_usec;
         int result;    /* once finished */
         char *error;   /* its error line, once finished with an error */
-        uint64_t size; /* a head's answer */
         struct xfer *next;
 } xfer;
 
@@ -97,11 +104,15 @@ static uint64_t now_usec(void)
         return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static unsigned backoff_ms(unsigned attempt)
+/* How long to wait before the next attempt: exponential, or what the
+ * server asked for (Retry-After, in seconds), within BACKOFF_MAX_MS. */
+static unsigned backoff_ms(unsigned attempt, unsigned retry_after_sec)
 {
         unsigned ms = BACKOFF_BASE_MS << MIN(attempt, 8u);
         uint16_t jitter = 0;
 
+        if (retry_after_sec > 0)
+                ms = MAX(ms, MIN(retry_after_sec, 60u) * 1000u);
         if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) != sizeof(jitter))
                 jitter = 0;
         return MIN(ms, (unsigned)BACKOFF_MAX_MS) + jitter % 100;
@@ -113,6 +124,7 @@ static void xfer_reset(xfer *x)
         x->len = 0;
         x->body_off = 0;
         x->too_big = x->range_done = x->bad_range = false;
+        x->retry_after = 0;
         x->skip = 0;
         x->errbody_len = 0;
         x->errbody[0] = 0;
@@ -163,7 +175,11 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata)
                 v++;
         while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
                 e--;
-        if (nl == 4 && strncasecmp(data, "etag", 4) == 0 && e - v <= 256) {
+        if (nl == 11 && strncasecmp(data, "retry-after", 11) == 0) {
+                /* seconds only; an HTTP date is taken as no advice */
+                unsigned long s = strtoul(v, NULL, 10);
+                x->retry_after = (unsigned)MIN(s, 3600ul);
+        } else if (nl == 4 && strncasecmp(data, "etag", 4) == 0 && e - v <= 256) {
                 free(x->etag);
                 x->etag = strndup(v, (size_t)(e - v));
         } else if (nl == 14 && strncasecmp(data, "content-length", 14) == 0 &&
@@ -173,6 +189,15 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata)
                 if (cl > x->max_size) {
                         x->too_big = true;
                         return 0;
+                }
+                /* room for the whole body at once (the size is within what
+                 * the caller allows); the write callback still checks */
+                if (cl + 1 > x->cap && cl < SIZE_MAX) {
+                        uint8_t *b = realloc(x->buf, (size_t)cl + 1);
+                        if (b) {
+                                x->buf = b;
+                                x->cap = (size_t)cl + 1;
+                        }
                 }
         } else if (nl == 13 && strncasecmp(data, "content-range", 13) == 0 && x->range &&
                    x->status == 206) {
@@ -222,7 +247,8 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
         }
         if (x->len + len + 1 > x->cap) {
                 size_t c = MAX(x->cap * 2, x->len + len + 1);
-                c = MIN(c, x->max_size + 1);
+                if (x->max_size < SIZE_MAX)
+                        c = MIN(c, x->max_size + 1);
                 uint8_t *b = realloc(x->buf, c);
                 if (!b)
                         return 0;
@@ -521,6 +547,15 @@ static int xfer_result(xfer *x, CURL *h, CURLcode res, bool *ret_retry)
         }
 
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (status_ok(status) && x->want_size) {
+                /* a head's answer is the object's Content-Length */
+                curl_off_t cl = -1;
+                curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+                if (cl < 0)
+                        return objstore_error(os, -EIO, x->op, what,
+                                              "no Content-Length in the answer");
+                x->size = (uint64_t)cl;
+        }
         if (status_ok(status))
                 return 0;
         if (status == 304 && x->if_none_match)
@@ -603,7 +638,7 @@ static int xfer_run(xfer *x)
                 r = xfer_result(x, h, res, &retry);
                 if (!retry || x->attempt >= x->os->retries)
                         break;
-                unsigned ms = backoff_ms(x->attempt);
+                unsigned ms = backoff_ms(x->attempt, x->retry_after);
                 cas_log_debug("objstore: %s; again in %u ms", cas_objstore_last_error(), ms);
                 struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
                 while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -705,45 +740,16 @@ static int curl_get_if_changed(cas_objstore *os, const char *key, const char *et
 
 static int curl_head(cas_objstore *os, const char *key, uint64_t *ret_size)
 {
-        objstore_curl *c = os->curl;
         xfer x;
         int r;
 
-        /* the size is Content-Length, which needs the handle after the
-         * transfer: run it here rather than through xfer_run */
         r = xfer_init(&x, os, "HEAD", "HEAD", key);
         if (r < 0)
                 return r;
-        CURL *h = pool_get(c);
-        if (!h) {
-                xfer_done(&x);
-                return -ENOMEM;
-        }
-        for (x.attempt = 0;; x.attempt++) {
-                bool retry;
-                r = xfer_setup(&x, h, c->share);
-                if (r < 0)
-                        break;
-                r = xfer_result(&x, h, curl_easy_perform(h), &retry);
-                if (r >= 0) {
-                        curl_off_t cl = -1;
-                        curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-                        if (cl < 0)
-                                r = objstore_error(os, -EIO, "HEAD", key,
-                                                   "no Content-Length in the answer");
-                        else
-                                *ret_size = (uint64_t)cl;
-                        break;
-                }
-                if (!retry || x.attempt >= os->retries)
-                        break;
-                unsigned ms = backoff_ms(x.attempt);
-                struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                        ;
-        }
-        curl_easy_reset(h);
-        pool_put(c, h);
+        x.want_size = true;
+        r = xfer_run(&x);
+        if (r >= 0)
+                *ret_size = x.size;
         xfer_done(&x);
         return r;
 }
@@ -988,6 +994,8 @@ static void curl_free_backend(cas_objstore *os)
 
         if (!c)
                 return;
+        for (unsigned i = 0; i < c->n_multis; i++)
+                multi_destroy(c->multis[i]);
         for (unsigned i = 0; i < c->n_pool; i++)
                 curl_easy_cleanup(c->pool[i]);
         if (c->share)
@@ -1058,17 +1066,37 @@ struct objstore_multi {
         unsigned waiting;
 };
 
+static void multi_destroy(objstore_multi *m)
+{
+        for (unsigned i = 0; i < m->n_idle; i++)
+                curl_easy_cleanup(m->idle[i]);
+        if (m->multi)
+                curl_multi_cleanup(m->multi);
+        free(m->idle);
+        free(m);
+}
+
 int objstore_multi_new(cas_objstore *os, objstore_multi **ret)
 {
-        objstore_multi *m = calloc(1, sizeof(*m));
+        objstore_curl *c = os->curl;
+        objstore_multi *m = NULL;
 
+        pthread_mutex_lock(&c->pool_lock);
+        if (c->n_multis > 0)
+                m = c->multis[--c->n_multis];
+        pthread_mutex_unlock(&c->pool_lock);
+        if (m) {
+                *ret = m;
+                return 0;
+        }
+        m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
         m->os = os;
         m->idle = calloc(os->jobs, sizeof(CURL *));
         m->multi = curl_multi_init();
         if (!m->idle || !m->multi) {
-                objstore_multi_free(m);
+                multi_destroy(m);
                 return -ENOMEM;
         }
         curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)os->jobs);
@@ -1148,8 +1176,14 @@ static int drive(objstore_multi *m)
                         *pp = x->next;
                         m->waiting--;
                         r = start(m, x);
-                        if (r < 0)
-                                finish(m, x, r);
+                        if (r < 0) {
+                                /* its callback runs below, not while this
+                                 * list is walked */
+                                x->result = r;
+                                x->error = NULL;
+                                x->next = done;
+                                done = x;
+                        }
                 } else {
                         next_due = MIN(next_due, x->due_usec);
                         pp = &x->next;
@@ -1169,20 +1203,12 @@ static int drive(objstore_multi *m)
                 bool retry;
                 CURL *h = msg->easy_handle;
                 r = xfer_result(x, h, msg->data.result, &retry);
-                if (r >= 0 && x->xop == OBJSTORE_XFER_HEAD) {
-                        curl_off_t cl = -1;
-                        curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-                        if (cl < 0)
-                                r = objstore_error(m->os, -EIO, "HEAD", x->key,
-                                                   "no Content-Length in the answer");
-                        else
-                                x->size = (uint64_t)cl;
-                }
                 release(m, h);
                 x->easy = NULL;
                 m->running--;
                 if (r < 0 && retry && x->attempt < m->os->retries) {
-                        x->due_usec = now_usec() + backoff_ms(x->attempt) * 1000u;
+                        x->due_usec =
+                                now_usec() + backoff_ms(x->attempt, x->retry_after) * 1000u;
                         x->attempt++;
                         x->next = m->retry_head;
                         m->retry_head = x;
@@ -1245,6 +1271,7 @@ int objstore_multi_queue(objstore_multi *m, objstore_xfer_op op, const char *key
                 return r;
         }
         x->xop = op;
+        x->want_size = op == OBJSTORE_XFER_HEAD;
         x->max_size = max_size;
         x->cb = cb;
         x->userdata = userdata;
@@ -1274,13 +1301,21 @@ int objstore_multi_wait(objstore_multi *m)
 
 objstore_multi *objstore_multi_free(objstore_multi *m)
 {
+        objstore_curl *c;
+
         if (!m)
                 return NULL;
-        for (unsigned i = 0; i < m->n_idle; i++)
-                curl_easy_cleanup(m->idle[i]);
-        if (m->multi)
-                curl_multi_cleanup(m->multi);
-        free(m->idle);
-        free(m);
+        c = m->os->curl;
+        /* only an idle one is kept: nothing added to it, nothing to retry */
+        if (m->running == 0 && m->waiting == 0) {
+                pthread_mutex_lock(&c->pool_lock);
+                if (c->n_multis < MULTI_POOL_MAX) {
+                        c->multis[c->n_multis++] = m;
+                        m = NULL;
+                }
+                pthread_mutex_unlock(&c->pool_lock);
+        }
+        if (m)
+                multi_destroy(m);
         return NULL;
 }

@@ -197,9 +197,34 @@ static int parse_url(cas_objstore *os, const char *scheme, const char *rest, boo
         return 0;
 }
 
+/* Decodes %XX escapes of a URL's path in place; a NUL or a malformed
+ * escape is refused. */
+static int percent_decode(char *s)
+{
+        char *o = s;
+
+        for (const char *p = s; *p; p++) {
+                if (*p != '%') {
+                        *o++ = *p;
+                        continue;
+                }
+                if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
+                        return -EINVAL;
+                char hex[3] = { p[1], p[2], 0 };
+                char c = (char)strtol(hex, NULL, 16);
+                if (c == 0)
+                        return -EINVAL;
+                *o++ = c;
+                p += 2;
+        }
+        *o = 0;
+        return 0;
+}
+
 static int parse_http(cas_objstore *os, const char *address)
 {
-        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char *path = NULL, *shown = NULL;
+        size_t len = 0, cap = 0;
         bool tls = has_prefix(address, "https://");
         int r;
 
@@ -207,11 +232,22 @@ static int parse_http(cas_objstore *os, const char *address)
         r = parse_url(os, tls ? "https" : "http", address + (tls ? 8 : 7), true, &path);
         if (r < 0)
                 return r;
+        /* the prefix as the server's path names it: "a%20b" is "a b", and
+         * requests encode it again */
+        if (strpbrk(path, "?#"))
+                return -EINVAL;
+        r = percent_decode(path);
+        if (r < 0)
+                return r;
         r = parse_prefix(path, &os->prefix);
         if (r < 0)
                 return r;
-        if (objstore_asprintf(&os->path_prefix, "%s%s", os->prefix[0] ? "/" : "", os->prefix) < 0 ||
-            objstore_asprintf(&os->address, "%s%s", os->base_url, os->path_prefix) < 0)
+        if (objstore_asprintf(&os->path_prefix, "%s%s", os->prefix[0] ? "/" : "", os->prefix) < 0)
+                return -ENOMEM;
+        r = s3_uri_encode(os->path_prefix, true, &shown, &len, &cap);
+        if (r < 0)
+                return r;
+        if (objstore_asprintf(&os->address, "%s%s", os->base_url, shown ?: "") < 0)
                 return -ENOMEM;
         return 0;
 }

@@ -6,7 +6,7 @@
 Listens on 127.0.0.1 (a free port, written to PORTFILE) and logs each
 request's path to LOGFILE, one per line. Paths:
   /flaky/N/NAME     500 for the first N requests of NAME, then 200 "ok NAME"
-  /busy/N/NAME      429 for the first N requests, then 200
+  /busy/N/NAME      429 (Retry-After: 2) for the first N requests, then 200
   /always500        500 every time
   /forbidden        403
   /loop             302 to itself, forever
@@ -64,7 +64,8 @@ class Handler(BaseHTTPRequestHandler):
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
-                self.answer(500 if what == "flaky" else 429, b"try again")
+                self.answer(500 if what == "flaky" else 429, b"try again",
+                            headers=[("Retry-After", "2")] if what == "busy" else [])
                 return
             self.answer(200, b"ok " + name.encode())
         elif what == "always500":

@@ -77,6 +77,7 @@ check "delete of the absent" "$TOOL" "$A" delete chunks/b3/ab12/small
 # --- batches and listings of more than one page ---
 check_eq "batch of 1500 puts" "$("$TOOL" "$A" batch-put batch 1500)" "1500 done, 0 bad"
 check_eq "batch of 1500 gets" "$("$TOOL" "$A" batch-get batch 1500)" "1500 done, 0 bad"
+check_eq "batch of 1500 heads" "$("$TOOL" "$A" batch-head batch 1500)" "1500 done, 0 bad"
 check_eq "list over pages" "$("$TOOL" "$A" list batch/ | wc -l)" 1500
 check_eq "list sizes" "$("$TOOL" "$A" list batch/ | awk '{s += $2} END {print s}')" $((1499 * 1500 / 2))
 check_eq "list, string prefix" "$("$TOOL" "$A" list batch/14 | wc -l)" 111
