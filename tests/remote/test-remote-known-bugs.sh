@@ -17,12 +17,16 @@ file-kill-debris)
         mkdir -p "$TMP/src"
         for i in $(seq 1 100); do head -c $((200000 + i * 4000)) /dev/urandom >"$TMP/src/f$i"; done
         casfs_ok "import" --store "$TMP/a" import --name tree "$TMP/src"
-        for round in 1 2 3; do
+        # kills later and later (each into a fresh folder) until one lands
+        # while puts are in flight
+        for round in $(seq 1 20); do
+                rm -rf "$TMP/dst"
                 "$CASFS" copy --jobs 2 "$TMP/a" "file://$TMP/dst" >/dev/null 2>&1 &
                 pid=$!
-                sleep "0.0$((RANDOM % 60 + 20))"
+                sleep "$(awk -v r="$round" 'BEGIN {printf "%.3f", 0.03 * r}')"
                 kill -KILL "$pid" 2>/dev/null
                 wait "$pid" 2>/dev/null
+                [ -z "$(find "$TMP/dst" -name '.casfs-tmp-*' 2>/dev/null | head -n 1)" ] || break
         done
         casfs_ok "the copy after the kills" copy "$TMP/a" "file://$TMP/dst"
         check_eq "no temporary file left among the objects" \
