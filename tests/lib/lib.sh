@@ -7,8 +7,12 @@ checks=0
 failures=0
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/casfs-test.XXXXXX")
 cleanup_hooks=()
+LIB_PID=$BASHPID
 on_exit() {
         local h
+        # only the test's own shell cleans up: a subshell killed early (a
+        # watchdog ended with SIGTERM) may run the EXIT trap it inherited
+        [ "$BASHPID" = "$LIB_PID" ] || return 0
         for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
         rm -rf "$TMP"
 }

@@ -116,11 +116,12 @@ nginx_requests() { wc -l <"$NGINX_DIR/access.log"; }
 nginx_stop() {
         local workers
         [ -n "$NGINX_PID" ] || return 0
-        workers=$(pgrep -P "$NGINX_PID")
-        kill -QUIT "$NGINX_PID" 2>/dev/null
+        # every step may fail (already gone): none may end a caller under set -e
+        workers=$(pgrep -P "$NGINX_PID" || true)
+        kill -QUIT "$NGINX_PID" 2>/dev/null || true
         for _ in $(seq 1 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
         # shellcheck disable=SC2086
-        kill -KILL "$NGINX_PID" $workers 2>/dev/null
-        wait "$NGINX_PID" 2>/dev/null
+        kill -KILL "$NGINX_PID" $workers 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
         NGINX_PID=
 }

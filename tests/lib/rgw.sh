@@ -229,12 +229,13 @@ rgw_bucket_bytes() {
 # SIGKILL after 10 s
 rgw_stop() {
         local i pid
+        # every step may fail (a daemon already gone): none may end a caller under set -e
         for ((i = ${#RGW_PIDS[@]} - 1; i >= 0; i--)); do
                 pid=${RGW_PIDS[i]}
-                kill -TERM "$pid" 2>/dev/null || continue
+                kill -TERM "$pid" 2>/dev/null || true
                 for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-                kill -KILL "$pid" 2>/dev/null
-                wait "$pid" 2>/dev/null
+                kill -KILL "$pid" 2>/dev/null || true
+                wait "$pid" 2>/dev/null || true
         done
         RGW_PIDS=()
 }

@@ -4,7 +4,7 @@ casfs's C code, from the specification alone: hand-written protobuf, BLAKE3 by
 the b3sum command, zstd by python3-zstandard, and fixed-size chunks (64 KiB by
 default), unlike casfs's content-defined ones. Writes a file:// folder:
 
-    encode-layout.py [--chunk-size N] OUT NAME=SOURCE...
+    encode-layout.py [--chunk-size N] [--no-content-size] OUT NAME=SOURCE...
 
     OUT/chunks/b3/HHHH/<hex>   zstd of each chunk, named by BLAKE3 of its bytes
     OUT/blobs/b3/HHHH/<hex>    StatBlobResponse { repeated ChunkMeta chunks = 2 }
@@ -197,8 +197,16 @@ def b3(data):
     return b3_many([data])[0]
 
 
+# False: frames without the content's size in their header, as a streaming
+# compressor writes them (the zstd command reading a pipe always does)
+CONTENT_SIZE = True
+
+
 def zstd(data):
     if zstandard:
+        if not CONTENT_SIZE:
+            c = zstandard.ZstdCompressor(level=3, write_content_size=False).compressobj()
+            return c.compress(data) + c.flush()
         return zstandard.ZstdCompressor(level=3).compress(data)
     return subprocess.run(["zstd", "-q", "-c", "-3"], input=data, check=True, stdout=subprocess.PIPE).stdout
 
@@ -301,9 +309,13 @@ class Layout:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--chunk-size", type=int, default=64 << 10)
+    ap.add_argument("--no-content-size", action="store_true",
+                    help="zstd frames without the content size (as streamed)")
     ap.add_argument("out")
     ap.add_argument("roots", nargs="+", metavar="NAME=SOURCE")
     a = ap.parse_args()
+    global CONTENT_SIZE
+    CONTENT_SIZE = not a.no_content_size
     lay = Layout(a.out, a.chunk_size)
     nodes = []
     for r in a.roots:

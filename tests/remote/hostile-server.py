@@ -9,7 +9,8 @@ A request for /MODE/KEY is answered in MODE about ROOT/KEY, where the first
 path segment names a mode (so that one server serves every case: point the
 reader at http://127.0.0.1:PORT/MODE); any other path is answered in the
 startup --mode (default ok) about ROOT/PATH. A mode hits the objects of its
-kind and serves the others intact:
+kind and serves the others intact; MODE@KIND (KIND: chunks, blobs, dirs or
+roots, which includes roots.index) hits only objects of that kind:
 
     ok            every object as it is (Range requests too)
     flip          chunks: one byte of the content flipped (valid zstd, wrong bytes)
@@ -44,6 +45,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 
 spec = importlib.util.spec_from_file_location(
     "encode_layout", os.path.join(os.path.dirname(os.path.abspath(__file__)), "encode-layout.py"))
@@ -208,13 +210,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
-        path = self.path.split("?", 1)[0]
+        path = urllib.parse.unquote(self.path.split("?", 1)[0])
         parts = path.lstrip("/").split("/", 1)
-        if parts[0] in MODES:
-            mode, key = parts[0], parts[1] if len(parts) > 1 else ""
+        mode, _, only = parts[0].partition("@")
+        if mode in MODES and only in ("", "chunks", "blobs", "dirs", "roots"):
+            key = parts[1] if len(parts) > 1 else ""
         else:
-            mode, key = args.mode, path.lstrip("/")
+            mode, only, key = args.mode, "", path.lstrip("/")
         kind = kind_of(key)
+        if only and kind != only:
+            mode = "ok"  # MODE@KIND: the other objects (and the folder) served intact
         with lock:
             n = counts[path] = counts.get(path, 0) + 1
 
@@ -297,6 +302,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # readers open many connections at once: with the default backlog (5)
+    # the kernel drops connections, which wait for SYN retransmits (1 s, 2 s...)
+    request_queue_size = 256
 
 
 def main():

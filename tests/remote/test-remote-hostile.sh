@@ -84,7 +84,12 @@ print(b[b.index(b"\x12\x20") + 2:][:32].hex())')
 refused dirs-noncanonical "$(names "$forged")|dirs/b3|canonical" "tree copy"
 check "dirs-noncanonical: the copy did not register the tree" no_root "$TMP/dst$n" tree
 refused oversized 'roots|chunks/b3|blobs/b3|large|size|[0-9a-f]{64}'
+refused oversized@chunks "$(names "$small_hex" "$small")|chunks/b3/${small_hex:0:4}/$small_hex" small
+refused oversized@blobs "$(names "$lonely_hex" "$lonely")|blobs/b3/${lonely_hex:0:4}/$lonely_hex" lonely
+refused oversized@dirs "$(names "$tree_hex" "$tree")|dirs/b3/${tree_hex:0:4}/$tree_hex" tree
 refused redirect 'redirect|30[0-9]|roots|chunks/b3|[0-9a-f]{64}' "small copy"
+refused redirect@chunks "chunks/b3/${small_hex:0:4}/$small_hex" small
+refused error@chunks "chunks/b3/${small_hex:0:4}/$small_hex" small
 refused stall "$(names "$small_hex" "$small")|chunks/b3|time" small
 refused error '500|server|roots|chunks/b3|[0-9a-f]{64}' "small copy"
 refused reset "$(names "$small_hex" "$small")|chunks/b3|reset|connection" small

@@ -59,10 +59,19 @@ fsck_clean "$TMP/b"
 check_files "$TMP/b" tree "$TMP/src"
 check "the single file back" cmp -s <("$CASFS" --store "$TMP/b" cat lonely) "$TMP/lonely.bin"
 
+# remote to remote: s3:// to file://, checked by the independent reader, and s3:// to s3://
+casfs_ok "copy from s3 to file://" copy s3://bkt "file://$TMP/from-s3"
+check_eq "copy from s3 to file:// prints every root" "$(sort "$TMP/out")" "$want"
+check "the file:// copy of s3 holds the layout (check-layout.py)" python3 "$REMOTE_DIR/check-layout.py" --objects "$TMP/from-s3"
+casfs_ok "copy from s3 to s3 under a prefix" copy s3://bkt s3://prefixed/copy-of-bkt
+check_eq "copy from s3 to s3 prints every root" "$(sort "$TMP/out")" "$want"
+check_eq "s3 to s3: the same objects" "$(rgw_list prefixed copy-of-bkt/ | sed 's| copy-of-bkt/| |' | grep -v ' roots')" \
+        "$(rgw_list bkt | grep -v ' roots')"
+
 # one root, under a prefix
 casfs_ok "copy one root to a prefix" copy --jobs 4 "$A" s3://prefixed/some/where lonely
 check_eq "copy of one root prints it alone" "$(cat "$TMP/out")" "$want_lonely"
-check_eq "only the prefix is used" "$(rgw_list prefixed | awk '$2 !~ /^some\/where\// {print $2}')" ""
+check_eq "only the prefix is used" "$(rgw_list prefixed | awk '$2 !~ /^(some\/where|copy-of-bkt)\// {print $2}')" ""
 casfs_ok "roots under the prefix" --store s3://prefixed/some/where roots
 check_eq "roots under the prefix: the one root" "$(cut -f1 "$TMP/out")" lonely
 casfs_ok "copy back from the prefix" copy s3://prefixed/some/where "$TMP/c"
@@ -122,6 +131,8 @@ check_files "$TMP/e" tree "$TMP/src"
 # ---- errors: one line, exit 1, no secret ----
 casfs_fails "a missing bucket" 'nosuchbucket' --store s3://nosuchbucket roots
 casfs_fails "a copy to a missing bucket" 'nosuchbucket' copy "$A" s3://nosuchbucket
+casfs_fails "an import to a missing bucket" 'nosuchbucket' --store s3://nosuchbucket import "$TMP/lonely.bin"
+check "no bucket made by the failed commands" test -z "$(rgw_s3 GET / | grep -o nosuchbucket)"
 AWS_SECRET_ACCESS_KEY=wrong-$SECRET casfs_fails "a wrong secret key" 'denied|forbidden|credential|signature|key|403' --store s3://bkt roots
 AWS_ACCESS_KEY_ID=NOSUCHACCESSKEY casfs_fails "an unknown access key" 'denied|forbidden|credential|signature|key|403' --store s3://bkt roots
 AWS_SECRET_ACCESS_KEY=wrong-$SECRET casfs_fails "a copy with a wrong secret key" 'denied|forbidden|credential|signature|key|403' copy "$A" s3://bkt
