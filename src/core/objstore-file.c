@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* file:///PATH: keys are relative paths under PATH. Objects appear whole or
- * not at all: a put writes a temporary file beside its final name, syncs it
- * and renames it into place, so concurrent puts of one key leave one of the
- * complete versions. */
+ * not at all: a put writes an unnamed file (O_TMPFILE) in the key's folder,
+ * syncs it and links it in under its name, so that a writer killed midway
+ * leaves nothing behind among the objects; where a key exists already (a
+ * root replaced) or the file system has no unnamed files, it writes a named
+ * temporary file beside the key and renames it into place. Concurrent puts of
+ * one key leave one of the complete versions. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -227,12 +230,41 @@ static int fsync_parent(char *path)
         return k < 0 ? -errno : 0;
 }
 
+/* Writes buf to a new file: unnamed in dir when the file system allows it
+ * (*ret_named false), else named tmp (*ret_named true). */
+static int write_new_file(const char *dir, const char *tmp, const void *buf, size_t len, bool *ret_named)
+{
+        _cleanup_close_ int fd = -1;
+        bool named = false;
+        int r;
+
+        fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+                named = true;
+                fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        }
+        if (fd < 0)
+                return -errno;
+        r = cas_loop_write(fd, buf, len);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r < 0) {
+                if (named)
+                        (void)unlink(tmp);
+                return r;
+        }
+        *ret_named = named;
+        return TAKE_FD(fd);
+}
+
 static int file_put(cas_objstore *os, const char *key, const void *buf, size_t len)
 {
-        _cleanup_free_ char *p = path_of(os, key), *tmp = NULL;
+        _cleanup_free_ char *p = path_of(os, key), *tmp = NULL, *dir = NULL;
         _cleanup_close_ int fd = -1;
+        char proc[64];
         uint64_t rnd;
         struct stat st;
+        bool named = false;
         int r;
 
         if (!p)
@@ -246,22 +278,30 @@ static int file_put(cas_objstore *os, const char *key, const void *buf, size_t l
         if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
                 return file_error(os, negative_errno(), "PUT", key);
         const char *base = strrchr(p, '/') + 1;
-        if (objstore_asprintf(&tmp, "%.*s" TMP_PREFIX "%016" PRIx64, (int)(base - p), p, rnd) < 0)
+        if (objstore_asprintf(&tmp, "%.*s" TMP_PREFIX "%016" PRIx64, (int)(base - p), p, rnd) < 0 ||
+            objstore_asprintf(&dir, "%.*s", (int)(base - p), p) < 0)
                 return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        fd = write_new_file(dir, tmp, buf, len, &named);
         if (fd < 0)
-                return file_error(os, -errno, "PUT", key);
-        r = cas_loop_write(fd, buf, len);
-        if (r >= 0 && fsync(fd) < 0)
+                return file_error(os, fd, "PUT", key);
+        if (!named) {
+                /* linkat through /proc needs no privilege (AT_EMPTY_PATH does) */
+                snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+                if (linkat(AT_FDCWD, proc, AT_FDCWD, p, AT_SYMLINK_FOLLOW) == 0)
+                        goto linked;
+                if (errno != EEXIST)
+                        return file_error(os, -errno, "PUT", key);
+                /* replacing a key: a name for the rename (a kill can leave
+                 * it only between these two calls) */
+                if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0)
+                        return file_error(os, -errno, "PUT", key);
+        }
+        if (rename(tmp, p) < 0) {
                 r = -errno;
-        if (r >= 0 && close(TAKE_FD(fd)) < 0)
-                r = -errno;
-        if (r >= 0 && rename(tmp, p) < 0)
-                r = -errno;
-        if (r < 0) {
                 (void)unlink(tmp);
                 return file_error(os, r, "PUT", key);
         }
+linked:
         r = fsync_parent(p);
         if (r < 0)
                 return file_error(os, r, "PUT", key);
