@@ -81,6 +81,7 @@ http)
 s3)
         . "$SOURCE_ROOT/tests/lib/rgw.sh"
         rgw_start "$TMP/rgw" $((512 << 20)) || { fail "the RGW does not start"; finish; exit 1; }
+        rgw_s3 PUT /bkt || fail "cannot make bucket bkt"
         casfs_ok "copy to s3://" copy "$A" s3://bkt/pre
         STORE=s3://bkt/pre
         ;;
