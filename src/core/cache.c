@@ -32,6 +32,7 @@ typedef struct cache_blobstore {
         cas_objstore *os;      /* the remote's (borrowed) */
         const char *address;
         uint64_t max_bytes;
+        _Atomic bool down;    /* the last request failed (said once) */
         pthread_mutex_t lock; /* protects everything below */
         pthread_cond_t fetched;
         struct fetch *fetches;    /* in progress */
@@ -173,6 +174,9 @@ static size_t stored_max(uint64_t size)
         return ZSTD_compressBound((size_t)size) + 4096;
 }
 
+/* A request that failed: one line naming the store when it stops
+ * answering (not one per read while it does not), another once it answers
+ * again (transfer_ok). */
 static int transfer_failed(cache_blobstore *cb, int r, const char *key)
 {
         if (r == -ENOENT || r == -ENOMEM)
@@ -181,7 +185,16 @@ static int transfer_failed(cache_blobstore *cb, int r, const char *key)
                 return cas_log_errno(CAS_LOG_ERR, -EBADMSG,
                                      "%s: %s: larger than its content allows", cb->address, key);
         const char *e = cas_objstore_last_error();
-        return cas_log_errno(CAS_LOG_ERR, -EIO, "%s", e && *e ? e : strerror(-r));
+        if (!atomic_exchange(&cb->down, true))
+                cas_log(CAS_LOG_ERR, "%s (what is not cached reads as EIO until it answers)",
+                        e && *e ? e : strerror(-r));
+        return -EIO;
+}
+
+static void transfer_ok(cache_blobstore *cb)
+{
+        if (atomic_load(&cb->down) && atomic_exchange(&cb->down, false))
+                cas_log(CAS_LOG_NOTICE, "%s answers again", cb->address);
 }
 
 /* A chunk as stored: checked against its digest (decompressed at most to its
@@ -234,6 +247,8 @@ static void chunk_done(int r, const char *key, void *z, size_t zlen, void *userd
 {
         chunk_job *j = userdata;
 
+        if (r >= 0 || r == -ENOENT)
+                transfer_ok(j->cb);
         if (r >= 0)
                 r = store_chunk(j->cb, key, j->ref, z, zlen);
         else if (r == -ENOENT && !j->blob)
@@ -594,6 +609,7 @@ static int open_partial(cache_blobstore *cb, const cas_digest *d, uint64_t size,
         r = cas_objstore_get(cb->os, key, CAS_LAYOUT_BLOB_INDEX_MAX, &buf, &len);
         if (r < 0)
                 return transfer_failed(cb, r, key);
+        transfer_ok(cb);
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;

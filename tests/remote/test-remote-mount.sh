@@ -190,8 +190,10 @@ got=$(ERRNO_TIMEOUT=30 errno_of read "$MNT/tree/three-mib.bin")
 kill -CONT $workers
 check_eq "a file not cached reads as EIO while the server does not answer" "$got" EIO
 check "a log line names the store" grep -q "127.0.0.1" "$TMP/daemon.log"
+check_eq "one line says it stops answering" "$(grep -c 'until it answers' "$TMP/daemon.log")" 1
 check "the file reads once the server is back, without a remount" \
         deadline 60 cmp -s "$MNT/tree/three-mib.bin" "$TMP/src/three-mib.bin"
+check "one line says it answers again" grep -q "answers again" "$TMP/daemon.log"
 stop_daemon
 
 # ---- --cache-size smaller than the tree ----
