@@ -110,8 +110,9 @@ static void evict(cache_blobstore *cb, const cas_digest *keep)
         qsort(cb->blobs, cb->n_blobs, sizeof(*cb->blobs), stamp_cmp);
         for (size_t i = 0; i < cb->n_blobs; i++) {
                 cached_blob *b = &cb->blobs[i];
+                int r;
                 if (cb->bytes > cb->max_bytes && !cas_digest_eq(&b->digest, keep) &&
-                    cas_blobstore_remove(cb->local, &b->digest) >= 0) {
+                    ((r = cas_blobstore_remove(cb->local, &b->digest)) >= 0 || r == -ENOENT)) {
                         cb->bytes -= b->size;
                         continue;
                 }
@@ -427,9 +428,19 @@ static int assemble(partial *p)
                 pthread_mutex_unlock(&cb->lock);
         }
         /* readers of the chunks find the blob instead (partial_pread) */
-        for (size_t i = 0; i < p->n; i++)
-                if (!cas_digest_eq(&p->chunks[i].digest, &p->digest))
-                        (void)cas_blobstore_remove(cb->local, &p->chunks[i].digest);
+        for (size_t i = 0; i < p->n; i++) {
+                uint64_t k;
+                if (cas_digest_eq(&p->chunks[i].digest, &p->digest) ||
+                    cas_blobstore_remove(cb->local, &p->chunks[i].digest) < 0 || !cb->max_bytes)
+                        continue;
+                pthread_mutex_lock(&cb->lock);
+                if (cas_digest_map_get(&cb->index, &p->chunks[i].digest, &k)) {
+                        cb->bytes -= cb->blobs[k].size;
+                        cb->blobs[k].size = 0; /* gone: dropped at the next eviction */
+                        cb->blobs[k].stamp = 0;
+                }
+                pthread_mutex_unlock(&cb->lock);
+        }
         return 0;
 }
 
