@@ -66,8 +66,12 @@ cached_bytes() {
                 awk '{s += $1} END {print s + 0}'
 }
 
+# stop_daemon: unmounts; the daemon must have said nothing of a sanitizer's
 stop_daemon() {
         stop_mount
+        if grep -q -E 'AddressSanitizer|LeakSanitizer|runtime error' "$TMP/daemon.log"; then
+                fail "the daemon's sanitizer complains: $(grep -E -A5 'Sanitizer|runtime error' "$TMP/daemon.log" | head -n 30)"
+        fi
 }
 
 case $CASE in
