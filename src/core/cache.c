@@ -862,6 +862,15 @@ int cas_store_open_cached(const char *address, const char *cache_dir, const cas_
                 return -ENOMEM;
         s->dir_fd = s->lock_fd = -1;
         r = cas_store_open_address(address, CAS_STORE_READONLY, o, &s->cache_remote);
+        if ((r == -ETIMEDOUT || r == -EHOSTUNREACH || r == -ECONNREFUSED || r == -EIO) &&
+            faccessat(AT_FDCWD, cache_dir, F_OK, 0) == 0) {
+                /* what the cache holds is served while the remote does not answer */
+                const char *e = cas_objstore_last_error();
+                cas_log(CAS_LOG_WARNING, "%s; serving what %s holds until it answers",
+                        e && *e ? e : strerror(-r), cache_dir);
+                r = cas_store_open_address(address, CAS_STORE_READONLY | CAS_STORE_NOCHECK, o,
+                                           &s->cache_remote);
+        }
         if (r < 0)
                 return r;
         r = cas_store_open(cache_dir, CAS_STORE_CREATE, &s->cache_local);

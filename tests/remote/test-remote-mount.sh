@@ -199,6 +199,15 @@ check "the file reads once the server is back, without a remount" \
         deadline 60 cmp -s "$MNT/tree/three-mib.bin" "$TMP/src/three-mib.bin"
 check "one line says it answers again" grep -q "answers again" "$TMP/daemon.log"
 stop_daemon
+# a mount while the server does not answer serves what its cache holds
+# shellcheck disable=SC2086
+kill -STOP $workers
+mount_remote "$STORE" "$C1" --timeout 2
+diff_tree "a mount while the server does not answer, warm cache"
+stop_daemon
+# shellcheck disable=SC2086
+kill -CONT $workers
+check "it said it serves what the cache holds" grep -q "serving what .* holds" "$TMP/daemon.log"
 
 # ---- --cache-size smaller than the tree ----
 bound=$((4 << 20))
