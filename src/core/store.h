@@ -20,11 +20,15 @@ typedef struct cas_store {
         cas_blobstore *blobs;
         cas_metastore *meta;
         cas_objstore *remote; /* under blobs and meta of a remote store; else NULL */
+        /* a remote store read through a local cache (cache.h): the two
+         * stores under blobs and meta; else NULL */
+        struct cas_store *cache_local, *cache_remote;
 } cas_store;
 
 enum {
         CAS_STORE_CREATE = 1 << 0,   /* create when missing */
         CAS_STORE_READONLY = 1 << 1, /* never write */
+        CAS_STORE_NOCHECK = 1 << 2,  /* remote: do not ask whether it answers (a cache serves offline) */
 };
 
 int cas_store_open(const char *path, int flags, cas_store **ret);
