@@ -112,6 +112,7 @@ stop_proxies() {
         proxies=()
 }
 cleanup() {
+        set +e # every step runs, whatever the one before it did
         stop_daemon
         stop_proxies
         nginx_stop
@@ -353,6 +354,20 @@ rclone_env() {
 published=$work/published
 "$casfs" copy --jobs "$jobs" "$store" s3://casfs >"$published" 2>&1
 rclone_env rclone copy --transfers 16 --skip-links --stats 0 "$corpus" rgw:plain >>"$published" 2>&1
+# a marker object per directory ('DIR/', with a mode and an mtime, as s3fs
+# writes them): without them s3fs shows directories with mtime -1, and
+# Python's import system, which takes -1 for 'never listed', then finds
+# nothing in them. rclone skips the markers.
+(cd "$corpus" && find . -mindepth 1 -type d -printf '%P/\n') | python3 -c '
+import sys, urllib.parse
+for line in sys.stdin:
+    print("url = \"%s\"\noutput = \"/dev/null\"" % (sys.argv[1] + urllib.parse.quote(line.rstrip("\n"), safe="/")))
+' "$s3_endpoint/plain/" >"$work/markers.curl"
+curl -sS -X PUT --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -H "x-amz-meta-mode: 16877" -H "x-amz-meta-mtime: $(date +%s)" \
+        -H "Content-Type: application/x-directory" --data-binary "" -K "$work/markers.curl" -w '%{http_code}\n' \
+        >"$work/markers.codes" 2>&1 || true
+echo "directory markers: $(grep -c '^200$' "$work/markers.codes") of $(grep -c '^url' "$work/markers.curl") stored" >&2
 www=$work/www
 mkdir -p "$www/casync"
 "$casfs" copy --jobs "$jobs" "$store" "file://$www/casfs" >>"$published" 2>&1
@@ -523,18 +538,20 @@ for rtt in $rtts; do
         printf '\nadded RTT %s ms: seconds (ratio to casfs over the same server)\n%-22s' "$rtt" ""
         for s in "${systems[@]}"; do printf '%18s' "$s"; done
         echo
-        for w in "" warm_; do
+        for w in cold warm; do
+                p=; [ "$w" = cold ] || p=warm_
                 for r in "${rows[@]}"; do
-                        printf '%-22s' "${w:+warm }${w:-cold }${labels[$r]}"
-                        for s in "${systems[@]}"; do cell "$rtt" "$s" "$w$r"; done
+                        printf '%-22s' "$w ${labels[$r]}"
+                        for s in "${systems[@]}"; do cell "$rtt" "$s" "$p$r"; done
                         echo
                 done
         done
         printf 'MiB downloaded (the proxy'"'"'s count, server to client)\n'
-        for w in "" warm_; do
+        for w in cold warm; do
+                p=; [ "$w" = cold ] || p=warm_
                 for r in "${rows[@]}"; do
-                        printf '%-22s' "${w:+warm }${w:-cold }${labels[$r]}"
-                        for s in "${systems[@]}"; do printf '%18s' "$(mibs "${rd[$rtt,$s,$w$r,bytes]:-}")"; done
+                        printf '%-22s' "$w ${labels[$r]}"
+                        for s in "${systems[@]}"; do printf '%18s' "$(mibs "${rd[$rtt,$s,$p$r,bytes]:-}")"; done
                         echo
                 done
         done
