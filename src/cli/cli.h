@@ -97,3 +97,45 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, co
                 {"uid-gid", required_argument, NULL, 'U'}, {"xattr", no_argument, NULL, 'X'},      \
                 {"no-verify", no_argument, NULL, 'N'}, {"prefetch", required_argument, NULL, 'P'}, \
                 {"debug", no_argument, NULL, 'd'}
+
+/* ---- remote stores served through a local cache (mount, virtiofs; cache.h) ---- */
+
+typedef struct cli_remote_options {
+        const char *cache_dir;  /* --cache DIR; NULL: cas_cache_default_dir */
+        uint64_t cache_size;    /* --cache-size SIZE; 0: unbounded */
+        unsigned jobs;          /* --jobs N */
+        unsigned timeout_sec;   /* --timeout SEC */
+        unsigned refresh_sec;   /* --refresh SEC */
+        bool given;             /* one of them was given */
+} cli_remote_options;
+
+#define CLI_DEFAULT_JOBS 32
+#define CLI_DEFAULT_TIMEOUT 10
+#define CLI_DEFAULT_REFRESH 60
+#define CLI_REMOTE_OPTIONS_INIT                                                                                \
+        { .jobs = CLI_DEFAULT_JOBS, .timeout_sec = CLI_DEFAULT_TIMEOUT, .refresh_sec = CLI_DEFAULT_REFRESH }
+
+/* Their getopt codes, out of the way of any letter. */
+enum {
+        CLI_OPT_CACHE = 0x200,
+        CLI_OPT_CACHE_SIZE,
+        CLI_OPT_JOBS,
+        CLI_OPT_TIMEOUT,
+        CLI_OPT_REFRESH,
+};
+#define CLI_REMOTE_LONG_OPTIONS                                                                                \
+        {"cache", required_argument, NULL, CLI_OPT_CACHE},                                                     \
+                {"cache-size", required_argument, NULL, CLI_OPT_CACHE_SIZE},                                   \
+                {"jobs", required_argument, NULL, CLI_OPT_JOBS},                                               \
+                {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},                                         \
+                {"refresh", required_argument, NULL, CLI_OPT_REFRESH}
+/* Their lines in a command's --help. */
+extern const char cli_remote_help[];
+
+/* 1 when c was one of them (applied to ro), 0 when not, -EINVAL (said) when
+ * its argument is bad. */
+int cli_remote_option(const char *cmd, int c, const char *arg, cli_remote_options *ro);
+/* Opens the store to serve: a local store as cli_open_store does; a remote
+ * one through its cache. Says why and returns -errno when it cannot (also
+ * when cache options are given for a local store). */
+int cli_open_served_store(const char *cmd, const cli_remote_options *ro, cas_store **ret);

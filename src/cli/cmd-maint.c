@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "cache.h"
 #include "cli.h"
 #include "fsck.h"
 #include "gc.h"
@@ -52,6 +53,8 @@ int cmd_rm(int argc, char **argv)
 /* One line per finding, as fsck prints it. */
 typedef struct fsck_output {
         bool verbose; /* also list unreferenced objects */
+        bool cache;   /* the store is a remote store's cache (cache.h) */
+        uint64_t uncached; /* a cache's blobs referenced and not fetched: no problem there */
 } fsck_output;
 
 static void print_finding(const cas_fsck_finding *f, void *userdata)
@@ -66,10 +69,14 @@ static void print_finding(const cas_fsck_finding *f, void *userdata)
                 [CAS_FSCK_UNREFERENCED_BLOB] = "unreferenced blob %s",
                 [CAS_FSCK_UNREFERENCED_DIRECTORY] = "unreferenced directory %s",
         };
-        const fsck_output *o = userdata;
+        fsck_output *o = userdata;
         char text[CAS_DIGEST_TEXT_MAX];
 
         cas_digest_to_text(&f->digest, text);
+        if (o->cache && f->kind == CAS_FSCK_MISSING_BLOB) {
+                o->uncached++;
+                return;
+        }
         switch (f->kind) {
         case CAS_FSCK_UNREFERENCED_BLOB:
         case CAS_FSCK_UNREFERENCED_DIRECTORY:
@@ -139,8 +146,15 @@ int cmd_fsck(int argc, char **argv)
         if (cli_open_store(0, &s) < 0)
                 return 1;
 
+        o.cache = cas_cache_is_cache(s->dir_fd) > 0;
         r = cas_fsck(s->blobs, s->meta, n_threads, print_finding, &o, &st);
         status = 1;
+        if (r >= 0 && o.cache) {
+                /* the blobs a cache never fetched are the remote's */
+                st.problems -= MIN(st.problems, o.uncached);
+                printf("fsck: a cache of a remote store: %" PRIu64 " blobs referenced are not cached\n",
+                       o.uncached);
+        }
         if (r >= 0) {
                 printf("fsck: %" PRIu64 " roots, %" PRIu64 " blobs (%.1f MiB), %" PRIu64 " directories checked; "
                        "%" PRIu64 " problems; %" PRIu64 " unreferenced blobs, %" PRIu64 " unreferenced directories\n",

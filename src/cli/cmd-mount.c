@@ -53,6 +53,7 @@ static void mount_help(FILE *f)
                 "  -d, --debug        log each request (opcode, node, name)\n"
                 "  -h, --help         show this help\n",
                 CLI_DEFAULT_PREFETCH, CLI_DEFAULT_READ_AHEAD);
+        fputs(cli_remote_help, f);
 }
 
 static int check_mountpoint(const char *mp)
@@ -93,8 +94,11 @@ int cmd_mount(int argc, char **argv)
                 {"read-ahead", required_argument, NULL, 'R'},
                 {"log", required_argument, NULL, 'l'},
                 CLI_ENGINE_LONG_OPTIONS,
+                /* remote stores */
+                CLI_REMOTE_LONG_OPTIONS,
                 {},
         };
+        cli_remote_options ro = CLI_REMOTE_OPTIONS_INIT;
         cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH, .direct_io = true};
         cas_fuse_options fo = {.read_ahead_kib = CLI_DEFAULT_READ_AHEAD};
         _cleanup_free_ char *log_path = NULL, *mp = NULL, *store_path = NULL;
@@ -127,6 +131,11 @@ int cmd_mount(int argc, char **argv)
                         if (cli_log_check("mount", optarg, &log_path) < 0)
                                 return 1;
                         break;
+                default:
+                        /* remote stores */
+                        if (cli_remote_option("mount", c, optarg, &ro) < 0)
+                                return EXIT_USAGE;
+                        break;
                 }
         }
         if (c != -1)
@@ -147,11 +156,11 @@ int cmd_mount(int argc, char **argv)
         /* the store is opened after any fork: LMDB handles do not survive one */
         {
                 _cleanup_(cas_store_freep) cas_store *probe = NULL;
-                if (cli_open_store(0, &probe) < 0)
+                if (cli_open_served_store("mount", &ro, &probe) < 0)
                         return 1;
                 /* the mount's source: mount(8) then finds an fstab line
                  * mounted already, and findmnt shows which store it is */
-                store_path = realpath(probe->path, NULL);
+                store_path = probe->cache_local ? strdup(probe->path) : realpath(probe->path, NULL);
                 fo.fsname = store_path;
         }
 
@@ -204,7 +213,7 @@ int cmd_mount(int argc, char **argv)
         cas_fuse *f = NULL;
         _cleanup_free_ char *error = NULL;
         char status = 1;
-        r = cli_open_store(0, &s);
+        r = cli_open_served_store("mount", &ro, &s);
         if (r >= 0) {
                 r = cas_fuse_mount(s, &eo, &fo, mp, &f, &error);
                 if (r < 0)

@@ -41,6 +41,7 @@ static void virtiofs_help(FILE *f)
                 "  -d, --debug         log each request (opcode, node, name)\n"
                 "  -h, --help          show this help\n",
                 CLI_DEFAULT_PREFETCH);
+        fputs(cli_remote_help, f);
 }
 
 int cmd_virtiofs(int argc, char **argv)
@@ -51,8 +52,11 @@ int cmd_virtiofs(int argc, char **argv)
                 {"queues", required_argument, NULL, 'Q'},
                 {"log", required_argument, NULL, 'l'},
                 CLI_ENGINE_LONG_OPTIONS,
+                /* remote stores */
+                CLI_REMOTE_LONG_OPTIONS,
                 {},
         };
+        cli_remote_options ro = CLI_REMOTE_OPTIONS_INIT;
         cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH};
         const char *socket_path = NULL;
         _cleanup_free_ char *log_path = NULL;
@@ -78,6 +82,11 @@ int cmd_virtiofs(int argc, char **argv)
                         if (cli_log_check("virtiofs", optarg, &log_path) < 0)
                                 return 1;
                         break;
+                default:
+                        /* remote stores */
+                        if (cli_remote_option("virtiofs", c, optarg, &ro) < 0)
+                                return EXIT_USAGE;
+                        break;
                 }
         }
         if (c != -1)
@@ -88,7 +97,7 @@ int cmd_virtiofs(int argc, char **argv)
         }
 
         _cleanup_(cas_store_freep) cas_store *s = NULL;
-        if (cli_open_store(0, &s) < 0)
+        if (cli_open_served_store("virtiofs", &ro, &s) < 0)
                 return 1;
 
         sigset_t signals;

@@ -18,6 +18,9 @@ int cas_metastore_new_memory(cas_metastore **ret);
 /* Over an object store (borrowed: it must outlive the metadata store). */
 typedef struct cas_objstore cas_objstore;
 int cas_metastore_open_remote(cas_objstore *os, cas_metastore **ret);
+/* A remote one read through a local one (cache.h); all three borrowed. */
+int cas_metastore_open_cache(cas_metastore *local, cas_metastore *remote, cas_objstore *os,
+                             unsigned refresh_sec, cas_metastore **ret);
 cas_metastore *cas_metastore_free(cas_metastore *ms);
 DEFINE_TRIVIAL_CLEANUP_FUNC(cas_metastore *, cas_metastore_free);
 

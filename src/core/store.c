@@ -192,6 +192,8 @@ cas_store *cas_store_free(cas_store *s)
                 return NULL;
         cas_metastore_free(s->meta);
         cas_blobstore_free(s->blobs);
+        cas_store_free(s->cache_local);
+        cas_store_free(s->cache_remote);
         cas_objstore_free(s->remote);
         safe_close(s->lock_fd);
         safe_close(s->dir_fd);

@@ -20,6 +20,9 @@ typedef struct cas_store {
         cas_blobstore *blobs;
         cas_metastore *meta;
         cas_objstore *remote; /* under blobs and meta of a remote store; else NULL */
+        /* a remote store read through a local cache (cache.h): the two
+         * stores under blobs and meta; else NULL */
+        struct cas_store *cache_local, *cache_remote;
 } cas_store;
 
 enum {

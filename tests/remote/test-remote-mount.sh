@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# mount of remote stores through a local cache (cache.h), against real
+# servers: CASE is http (nginx serving a file:// folder) or s3 (a Ceph RGW).
+# A tree published there is mounted with an empty cache and compared with its
+# source (diff -r, a compiler reading headers from the mount); a second
+# mount walks it again without a request for its directories; the cache is
+# a local store of its own (ls, fsck). http also covers a corrupt chunk,
+# a server that stops answering and comes back, --cache-size, a daemon
+# killed with SIGKILL during a cold read, and a root replaced on the remote
+# (--refresh, conditional requests).
+. "$(dirname "$0")/../lib/lib.sh"
+. "$SOURCE_ROOT/tests/remote/lib-remote.sh"
+. "$SOURCE_ROOT/tests/mount/lib-mount.sh"
+. "$SOURCE_ROOT/tests/lib/nginx.sh"
+
+CASE=${1:?usage: test-remote-mount.sh http|s3}
+
+# the source tree: every kind of node, large and small files, and headers
+# that include each other for the compiler
+MANY_FILES=60 make_tree "$TMP/src"
+mkdir -p "$TMP/src/include"
+for i in $(seq 1 40); do
+        {
+                echo "#pragma once"
+                [ "$i" -gt 1 ] && echo "#include \"h$((i - 1)).h\""
+                echo "static inline int h$i(int x) { return x + $i; }"
+        } >"$TMP/src/include/h$i.h"
+done
+printf '#include <stdio.h>\n#include "h40.h"\nint main(void) { return h1(h40(0)) - 41; }\n' >"$TMP/prog.c"
+A=$TMP/a
+casfs_ok "import" --store "$A" import --name tree "$TMP/src"
+
+# mount_remote STORE CACHE [OPTIONS...]: mounts STORE at $MNT through CACHE
+mount_remote() {
+        local store=$1 cache=$2
+        shift 2
+        CASFS_STORE=$store start_mount --cache "$cache" "$@"
+}
+
+# diff_tree WHAT: the mounted tree is the source, byte for byte
+diff_tree() {
+        checks=$((checks + 1))
+        if ! deadline 120 diff -r --no-dereference "$TMP/src" "$MNT/tree" >"$TMP/diff" 2>&1; then
+                fail "$1: the mount differs from the source: $(head -c 1000 "$TMP/diff")"
+        fi
+}
+
+# compile WHAT: the compiler reads headers from the mount
+compile() {
+        check "$1: cc -fsyntax-only with headers from the mount" \
+                deadline 60 cc -fsyntax-only -H -I "$MNT/tree/include" "$TMP/prog.c" 2>"$TMP/headers"
+        check "$1: the headers came from the mount" grep -q "$MNT/tree/include/h1.h" "$TMP/headers"
+}
+
+# blob_key PATH: the object key of the chunk holding the blob of tree/PATH
+blob_key() {
+        local d
+        d=$("$CASFS" --store "$A" stat "tree/$1" | awk '$1 == "digest:" {print $2}')
+        python3 -c 'import base64, sys; h = base64.b64decode(sys.argv[1][7:]).hex(); print("chunks/b3/%s/%s" % (h[:4], h))' "$d"
+}
+
+# cached_bytes CACHE: bytes of the blobs in the cache (outboards not counted)
+cached_bytes() {
+        find "$1/blobs" -path "$1/blobs/tmp" -prune -o -type f ! -name '*.outboard' -printf '%s\n' |
+                awk '{s += $1} END {print s + 0}'
+}
+
+stop_daemon() {
+        stop_mount
+}
+
+case $CASE in
+http)
+        mkdir -p "$TMP/www"
+        nginx_start "$TMP/nginx" "$TMP/www" || { fail "nginx does not start"; finish; exit 1; }
+        W=$TMP/www/casfs
+        casfs_ok "copy to file://" copy "$A" "file://$W"
+        STORE=$NGINX_HTTP_URL/casfs
+        requests() { nginx_requests; }
+        ;;
+s3)
+        . "$SOURCE_ROOT/tests/lib/rgw.sh"
+        rgw_start "$TMP/rgw" $((512 << 20)) || { fail "the RGW does not start"; finish; exit 1; }
+        rgw_s3 PUT /bkt || fail "cannot make bucket bkt"
+        casfs_ok "copy to s3://" copy "$A" s3://bkt/pre
+        STORE=s3://bkt/pre
+        ;;
+*)
+        echo "unknown case $CASE" >&2
+        exit 99
+        ;;
+esac
+
+# ---- an empty cache: everything comes from the remote ----
+C1=$TMP/cache1
+mount_remote "$STORE" "$C1" || { finish; exit 1; }
+diff_tree "first mount, empty cache"
+compile "first mount"
+check "the mount's source is the remote's address" grep -q "^$STORE $MNT fuse" /proc/mounts
+stop_daemon
+check_eq "the cache names its remote" "$(cat "$C1/cache-of")" "$STORE"
+casfs_ok "ls on the cache alone" --store "$C1" ls tree
+check_eq "the cache lists the tree as the source store does" "$(cat "$TMP/out")" "$("$CASFS" --store "$A" ls tree)"
+fsck_clean "$C1"
+
+# ---- the same cache again: the tree costs no request ----
+[ "$CASE" = http ] && before=$(requests)
+mount_remote "$STORE" "$C1" --refresh 3600 || { finish; exit 1; }
+diff_tree "second mount, warm cache"
+if [ "$CASE" = http ]; then
+        tail -n "+$((before + 1))" "$NGINX_DIR/access.log" >"$TMP/second-mount.log"
+        check_eq "a tree seen before costs no request for its directories or blobs at the next mount" \
+                "$(grep -c -E '"GET /casfs/(dirs|chunks|blobs)/' "$TMP/second-mount.log")" 0
+        check_eq "and its root is asked once" "$(grep -c '"GET /casfs/roots/tree ' "$TMP/second-mount.log")" 1
+fi
+stop_daemon
+
+if [ "$CASE" = s3 ]; then
+        # a root replaced on the remote shows within --refresh
+        echo "version one" >"$TMP/v1.txt"
+        echo "version two, longer" >"$TMP/v2.txt"
+        casfs_ok "import v1" --store "$A" import --name chg "$TMP/v1.txt"
+        casfs_ok "copy v1" copy "$A" "$STORE" chg
+        mount_remote "$STORE" "$TMP/cache-s3" --refresh 1 || { finish; exit 1; }
+        check_eq "v1 through the mount" "$(cat "$MNT/chg")" "version one"
+        casfs_ok "import v2" --store "$A" import --name chg "$TMP/v2.txt"
+        casfs_ok "copy v2" copy "$A" "$STORE" chg
+        for _ in $(seq 1 100); do
+                [ "$(cat "$MNT/chg" 2>/dev/null)" = "version two, longer" ] && break
+                sleep 0.1
+        done
+        check_eq "v2 through the mount within the refresh period" "$(cat "$MNT/chg")" "version two, longer"
+        stop_daemon
+        fsck_clean "$TMP/cache-s3"
+        finish
+        exit $?
+fi
+
+# ---- a corrupt chunk: EIO and a line naming it; the rest intact ----
+key=$(blob_key many/f9)
+flip_byte "$W/$key" 20
+mount_remote "$STORE" "$TMP/cache2" || { finish; exit 1; }
+check_eq "a corrupt chunk reads as EIO" "$(errno_of read "$MNT/tree/many/f9")" EIO
+check "a log line names the corrupt chunk" grep -q "${key##*/}" "$TMP/daemon.log"
+checks=$((checks + 1))
+if ! deadline 120 diff -r --no-dereference -x f9 "$TMP/src" "$MNT/tree" >"$TMP/diff" 2>&1; then
+        fail "the rest of the tree reads wrong: $(head -c 1000 "$TMP/diff")"
+fi
+stop_daemon
+flip_byte "$W/$key" 20
+fsck_clean "$TMP/cache2"
+
+# ---- the server stops answering, then comes back ----
+: >"$TMP/daemon.log"
+mount_remote "$STORE" "$TMP/cache3" --timeout 2 || { finish; exit 1; }
+check "a file read while the server answers" cmp -s "$MNT/tree/many/f3" "$TMP/src/many/f3"
+workers=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
+# shellcheck disable=SC2086
+kill -STOP $workers
+check "a cached file reads while the server does not answer" cmp -s "$MNT/tree/many/f3" "$TMP/src/many/f3"
+got=$(ERRNO_TIMEOUT=30 errno_of read "$MNT/tree/three-mib.bin")
+# shellcheck disable=SC2086
+kill -CONT $workers
+check_eq "a file not cached reads as EIO while the server does not answer" "$got" EIO
+check "a log line names the store" grep -q "127.0.0.1" "$TMP/daemon.log"
+check "the file reads once the server is back, without a remount" \
+        deadline 60 cmp -s "$MNT/tree/three-mib.bin" "$TMP/src/three-mib.bin"
+stop_daemon
+
+# ---- --cache-size smaller than the tree ----
+bound=$((4 << 20))
+total=$(du -sb --apparent-size "$TMP/src" | cut -f1)
+check "the tree is larger than the bound ($total bytes)" test "$total" -gt "$bound"
+mount_remote "$STORE" "$TMP/cache4" --cache-size 4M --prefetch 0 || { finish; exit 1; }
+diff_tree "--cache-size, first full read"
+diff_tree "--cache-size, second full read"
+stop_daemon
+got=$(cached_bytes "$TMP/cache4")
+check "the cache stays within --cache-size ($got bytes)" test "$got" -le "$bound"
+check "the cache holds something" test "$got" -gt 0
+fsck_clean "$TMP/cache4"
+
+# ---- the daemon killed with SIGKILL during a cold read ----
+mount_remote "$STORE" "$TMP/cache5" || { finish; exit 1; }
+(cd / && find "$MNT/tree" -type f -exec cat {} + >/dev/null 2>&1) &
+reader=$!
+for _ in $(seq 1 200); do
+        [ "$(find "$TMP/cache5/blobs" -type f 2>/dev/null | wc -l)" -ge 20 ] && break
+        sleep 0.02
+done
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+wait "$reader" 2>/dev/null
+stop_mount
+mount_remote "$STORE" "$TMP/cache5" || { finish; exit 1; }
+diff_tree "remounted after SIGKILL"
+stop_daemon
+fsck_clean "$TMP/cache5"
+
+# ---- a root replaced on the remote ----
+echo "version one" >"$TMP/v1.txt"
+echo "version two, longer" >"$TMP/v2.txt"
+casfs_ok "import v1" --store "$A" import --name chg "$TMP/v1.txt"
+casfs_ok "copy v1" copy "$A" "file://$W" chg
+mount_remote "$STORE" "$TMP/cache6" --refresh 1 || { finish; exit 1; }
+check_eq "v1 through the mount" "$(cat "$MNT/chg")" "version one"
+ls "$MNT/tree" >/dev/null
+exec 3<"$MNT/chg"
+casfs_ok "import v2" --store "$A" import --name chg "$TMP/v2.txt"
+casfs_ok "copy v2" copy "$A" "file://$W" chg
+# nginx's ETag is the file's mtime (in seconds) and length: a record
+# rewritten within the second, of the same length, would look unchanged
+touch -d "@$(($(stat -c %Y "$W/roots/chg") + 2))" "$W/roots/chg"
+for _ in $(seq 1 100); do
+        [ "$(cat "$MNT/chg" 2>/dev/null)" = "version two, longer" ] && break
+        sleep 0.1
+done
+check_eq "v2 through the mount within the refresh period" "$(cat "$MNT/chg")" "version two, longer"
+check_eq "a file open before keeps its content" "$(cat <&3)" "version one"
+exec 3<&-
+check "an unchanged root costs a conditional request (304)" grep -q '"GET /casfs/roots/tree HTTP/1.1" 304' \
+        "$NGINX_DIR/access.log"
+casfs_ok "remove the root" --store "file://$W" rm chg
+for _ in $(seq 1 100); do
+        [ -e "$MNT/chg" ] || break
+        sleep 0.1
+done
+check "a removed root goes within the refresh period" test ! -e "$MNT/chg"
+stop_daemon
+
+finish
