@@ -551,16 +551,66 @@ for rtt in $rtts; do
                 p=; [ "$w" = cold ] || p=warm_
                 for r in "${rows[@]}"; do
                         printf '%-22s' "$w ${labels[$r]}"
-                        for s in "${systems[@]}"; do printf '%18s' "$(mibs "${rd[$rtt,$s,$p$r,bytes]:-}")"; done
+                        for s in "${systems[@]}"; do
+                                # a row that hit the cap downloaded more than that
+                                c=; [[ ${rd[$rtt,$s,$p$r]:-} != '>'* ]] || c='>'
+                                printf '%18s' "$c$(mibs "${rd[$rtt,$s,$p$r,bytes]:-}")"
+                        done
                         echo
                 done
         done
         printf '%-22s' "cold full read / size"
         for s in "${systems[@]}"; do
                 b=${rd[$rtt,$s,read,bytes]:-}
-                if [[ $b == [0-9]* ]]; then printf '%18s' "$(ratio "$b" "$corpus_bytes")"; else printf '%18s' -; fi
+                c=; [[ ${rd[$rtt,$s,read]:-} != '>'* ]] || c='>'
+                if [[ $b == [0-9]* ]]; then printf '%18s' "$c$(ratio "$b" "$corpus_bytes")"; else printf '%18s' -; fi
         done
         echo
+done
+
+# the figures the read part is judged by, from the table above
+best_peer() { # RTT ROW SYSTEM...: the least seconds among the systems ('' when none finished)
+        local rtt=$1 row=$2 s v best=
+        shift 2
+        for s in "$@"; do
+                v=${rd[$rtt,$s,$row]:-}
+                [[ $v == [0-9.]* ]] || continue
+                if [ -z "$best" ] || [ "$(echo "$v < $best" | bc)" = 1 ]; then best=$v; fi
+        done
+        echo "$best"
+}
+peer_line() { # RTT ROW LABEL CASFS PEERS...: 'peer / casfs', or '>' when a peer hit the cap
+        local rtt=$1 row=$2 label=$3 c=$4 b capped=
+        shift 4
+        has "$c" || return 0
+        b=$(best_peer "$rtt" "$row" "$@")
+        for s in "$@"; do
+                if [[ ${rd[$rtt,$s,$row]:-} == '>'* ]]; then capped=" (a peer hit the cap of $max_secs s)"; fi
+        done
+        [ -n "$b" ] || { [ -z "$capped" ] || printf '  %-40s every peer hit the cap of %s s\n' "$label" "$max_secs"; return 0; }
+        printf '  %-40s %s%s\n' "$label" "$(ratio "$b" "${rd[$rtt,$c,$row]:-}")" "$capped"
+}
+for rtt in $rtts; do
+        printf '\nadded RTT %s ms, casfs against its peers (x: how many times faster; fastest peer that finished)\n' "$rtt"
+        for r in "${rows[@]}"; do
+                peer_line "$rtt" "$r" "cold ${labels[$r]}, rclone|s3fs / casfs" casfs rclone s3fs
+                peer_line "$rtt" "$r" "cold ${labels[$r]}, casync / casfs-http" casfs-http casync
+        done
+        if has casfs && has rclone-copy; then
+                printf '  %-40s %s\n' "cold full read, casfs / rclone-copy" "$(ratio "${rd[$rtt,casfs,read]:-}" "${rd[$rtt,rclone-copy,read]:-}")"
+        fi
+        if has casfs && has casfs-local; then
+                for r in "${rows[@]}"; do
+                        printf '  %-40s %s\n' "warm ${labels[$r]}, casfs / casfs-local" \
+                                "$(ratio "${rd[$rtt,casfs,warm_$r]:-}" "${rd[$rtt,casfs-local,warm_$r]:-}")"
+                done
+        fi
+        if has casfs; then
+                b=${rd[$rtt,casfs,read,bytes]:-}
+                if [[ $b == [0-9]* ]]; then
+                        printf '  %-40s %s\n' "cold full read, casfs bytes / corpus bytes" "$(ratio "$b" "$corpus_bytes")"
+                fi
+        fi
 done
 echo
 echo "cold: a fresh mount with an empty cache, the kernel's caches dropped; warm: right after, on the same"
