@@ -587,28 +587,28 @@ peer_line() { # RTT ROW LABEL CASFS PEERS...: 'peer / casfs', or '>' when a peer
         for s in "$@"; do
                 if [[ ${rd[$rtt,$s,$row]:-} == '>'* ]]; then capped=" (a peer hit the cap of $max_secs s)"; fi
         done
-        [ -n "$b" ] || { [ -z "$capped" ] || printf '  %-40s every peer hit the cap of %s s\n' "$label" "$max_secs"; return 0; }
-        printf '  %-40s %s%s\n' "$label" "$(ratio "$b" "${rd[$rtt,$c,$row]:-}")" "$capped"
+        [ -n "$b" ] || { [ -z "$capped" ] || printf '  %-46s every peer hit the cap of %s s\n' "$label" "$max_secs"; return 0; }
+        printf '  %-46s %s%s\n' "$label" "$(ratio "$b" "${rd[$rtt,$c,$row]:-}")" "$capped"
 }
 for rtt in $rtts; do
-        printf '\nadded RTT %s ms, casfs against its peers (x: how many times faster; fastest peer that finished)\n' "$rtt"
+        printf '\nadded RTT %s ms, casfs against its peers (peer / casfs: how many times faster casfs is, against the fastest peer that finished)\n' "$rtt"
         for r in "${rows[@]}"; do
                 peer_line "$rtt" "$r" "cold ${labels[$r]}, rclone|s3fs / casfs" casfs rclone s3fs
                 peer_line "$rtt" "$r" "cold ${labels[$r]}, casync / casfs-http" casfs-http casync
         done
         if has casfs && has rclone-copy; then
-                printf '  %-40s %s\n' "cold full read, casfs / rclone-copy" "$(ratio "${rd[$rtt,casfs,read]:-}" "${rd[$rtt,rclone-copy,read]:-}")"
+                printf '  %-46s %s\n' "cold full read, casfs / rclone-copy" "$(ratio "${rd[$rtt,casfs,read]:-}" "${rd[$rtt,rclone-copy,read]:-}")"
         fi
         if has casfs && has casfs-local; then
                 for r in "${rows[@]}"; do
-                        printf '  %-40s %s\n' "warm ${labels[$r]}, casfs / casfs-local" \
+                        printf '  %-46s %s\n' "warm ${labels[$r]}, casfs / casfs-local" \
                                 "$(ratio "${rd[$rtt,casfs,warm_$r]:-}" "${rd[$rtt,casfs-local,warm_$r]:-}")"
                 done
         fi
         if has casfs; then
                 b=${rd[$rtt,casfs,read,bytes]:-}
                 if [[ $b == [0-9]* ]]; then
-                        printf '  %-40s %s\n' "cold full read, casfs bytes / corpus bytes" "$(ratio "$b" "$corpus_bytes")"
+                        printf '  %-46s %s\n' "cold full read, casfs bytes / corpus bytes" "$(ratio "$b" "$corpus_bytes")"
                 fi
         fi
 done
