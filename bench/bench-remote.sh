@@ -211,7 +211,7 @@ rclone_copy() {
 
 for run in $(seq 1 "$runs"); do
         echo "publish run $run: starting the gateway ($((mem >> 20)) MiB of memory for objects) ..." >&2
-        rgw_stop
+        rgw_stop || true # the status of the last daemon it stopped
         rm -rf "$work/rgw"
         rgw_start "$work/rgw" "$mem"
         rgw_s3 PUT /casfs
@@ -231,7 +231,7 @@ for run in $(seq 1 "$runs"); do
         done
 done
 
-rgw_stop
+rgw_stop || true
 median1() { printf '%s\n' $1 | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
 
