@@ -113,6 +113,7 @@ stop_proxies() {
 }
 cleanup() {
         set +e # every step runs, whatever the one before it did
+        [ -z "${rowpid:-}" ] || kill "$rowpid" 2>/dev/null
         stop_daemon
         stop_proxies
         nginx_stop
@@ -345,15 +346,19 @@ rgw_s3 PUT /casfs
 rgw_s3 PUT /plain
 rgw_port=$RGW_PORT
 s3_endpoint=$AWS_ENDPOINT_URL
+# rclone_env ENDPOINT: sets rcenv, the command that runs rclone with the
+# remote rgw: on ENDPOINT ("${rcenv[@]}" rclone ...: env then rclone replace
+# the shell's child, so $! of a background one is rclone's PID)
 rclone_env() {
         # rclone 1.60 does not start with AWS_CA_BUNDLE in its environment
-        env -u AWS_CA_BUNDLE RCLONE_CONFIG_RGW_TYPE=s3 RCLONE_CONFIG_RGW_PROVIDER=Ceph \
-                RCLONE_CONFIG_RGW_ENDPOINT="$s3_endpoint" RCLONE_CONFIG_RGW_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
-                RCLONE_CONFIG_RGW_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" RCLONE_CONFIG_RGW_REGION="$AWS_REGION" "$@"
+        rcenv=(env -u AWS_CA_BUNDLE RCLONE_CONFIG_RGW_TYPE=s3 RCLONE_CONFIG_RGW_PROVIDER=Ceph
+                RCLONE_CONFIG_RGW_ENDPOINT="$1" RCLONE_CONFIG_RGW_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID"
+                RCLONE_CONFIG_RGW_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" RCLONE_CONFIG_RGW_REGION="$AWS_REGION")
 }
 published=$work/published
 "$casfs" copy --jobs "$jobs" "$store" s3://casfs >"$published" 2>&1
-rclone_env rclone copy --transfers 16 --skip-links --stats 0 "$corpus" rgw:plain >>"$published" 2>&1
+rclone_env "$s3_endpoint"
+"${rcenv[@]}" rclone copy --transfers 16 --skip-links --stats 0 "$corpus" rgw:plain >>"$published" 2>&1
 # a marker object per directory ('DIR/', with a mode and an mtime, as s3fs
 # writes them): without them s3fs shows directories with mtime -1, and
 # Python's import system, which takes -1 for 'never listed', then finds
@@ -427,8 +432,8 @@ mount_sys() {
                 "$casfs" --store "$store" mount -f --log "$work/casfs.log" "$mnt" 2>>"$work/casfs.log" &
                 root=$mnt/corpus ;;
         rclone)
-                s3_endpoint=http://127.0.0.1:$s3_proxy \
-                        rclone_env rclone mount rgw:plain "$mnt" --read-only --vfs-cache-mode full \
+                rclone_env "http://127.0.0.1:$s3_proxy"
+                "${rcenv[@]}" rclone mount rgw:plain "$mnt" --read-only --vfs-cache-mode full \
                         --cache-dir "$cache" >>"$work/rclone.log" 2>&1 &
                 root=$mnt ;;
         s3fs)
@@ -445,22 +450,27 @@ mount_sys() {
         wait_mounted "$1"
 }
 
-# timed_row ROW ROOT: runs the row, capped at max_secs; prints its seconds,
-# '>N' when it hit the cap, 'fail' when it failed
+# timed_row ROW ROOT: runs the row, capped at max_secs, in the background (a
+# signal then ends the benchmark at once, and cleanup stops the row); sets t
+# to its seconds, '>N' when it hit the cap, 'fail' when it failed
 export -f row_walk row_read row_python row_cc
 export work pyrel python modules multiarch gccinc increl
+rowpid=
 timed_row() {
         local t0 t1 rc=0
         t0=$(now)
-        timeout -k 5 "$max_secs" bash -c 'row_'"$1"' "$1"' _ "$2" >/dev/null 2>"$work/row.err" || rc=$?
+        timeout -k 5 "$max_secs" bash -c 'row_'"$1"' "$1"' _ "$2" >/dev/null 2>"$work/row.err" &
+        rowpid=$!
+        wait "$rowpid" || rc=$?
+        rowpid=
         t1=$(now)
         if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-                echo ">$max_secs"
+                t=">$max_secs"
         elif [ "$rc" -ne 0 ]; then
                 echo "bench-remote: $1 failed on $2: $(tail -n 3 "$work/row.err" | tr '\n' ' ')" >&2
-                echo fail
+                t=fail
         else
-                echo "$t1 - $t0" | bc
+                t=$(echo "$t1 - $t0" | bc)
         fi
 }
 
@@ -479,8 +489,8 @@ for rtt in $rtts; do
                         b0=$(downloaded "$s")
                         t0=$(now)
                         rc=0
-                        s3_endpoint=http://127.0.0.1:$s3_proxy rclone_env timeout -k 5 "$max_secs" \
-                                rclone copy --transfers 32 --stats 0 rgw:plain "$work/copy" >>"$work/rclone.log" 2>&1 || rc=$?
+                        rclone_env "http://127.0.0.1:$s3_proxy"
+                        "${rcenv[@]}" timeout -k 5 "$max_secs" rclone copy --transfers 32 --stats 0 rgw:plain "$work/copy" >>"$work/rclone.log" 2>&1 || rc=$?
                         t1=$(now)
                         case $rc in
                         0) rd[$rtt,$s,read]=$(echo "$t1 - $t0" | bc) ;;
@@ -496,7 +506,8 @@ for rtt in $rtts; do
                         mount_sys "$s"
                         drop
                         b0=$(downloaded "$s")
-                        rd[$rtt,$s,$r]=$(timed_row "$r" "$root")
+                        timed_row "$r" "$root"
+                        rd[$rtt,$s,$r]=$t
                         b1=$(downloaded "$s")
                         [ "$b0" = - ] || rd[$rtt,$s,$r,bytes]=$((b1 - b0))
                         if [ "$r" = read ] && [[ ${rd[$rtt,$s,$r]} != [\>f]* ]] && [ "$(cat "$work/read.bytes")" != "$corpus_bytes" ]; then
@@ -508,7 +519,8 @@ for rtt in $rtts; do
                         # warm: the system's cache as the cold row left it, the kernel's dropped
                         if [[ ${rd[$rtt,$s,$r]} != [\>f]* ]]; then
                                 drop
-                                rd[$rtt,$s,warm_$r]=$(timed_row "$r" "$root")
+                                timed_row "$r" "$root"
+                                rd[$rtt,$s,warm_$r]=$t
                                 b2=$(downloaded "$s")
                                 [ "$b0" = - ] || rd[$rtt,$s,warm_$r,bytes]=$((b2 - b1))
                         fi
