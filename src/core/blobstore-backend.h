@@ -49,6 +49,13 @@ struct cas_blob_reader {
             direct_fd; /* local: the same file opened for direct I/O; -2 not yet tried, -1 none */
         const uint8_t *mem; /* memory */
         uint64_t size;
+        /* Optional (cache.c: a blob whose chunks are fetched as reads need
+         * them): reads go through pread, which hands out checked bytes
+         * only; such a reader has no file descriptor (fd is -1). release
+         * frees priv with the reader. */
+        ssize_t (*pread)(cas_blob_reader *rd, void *buf, size_t n, uint64_t off);
+        void (*release)(cas_blob_reader *rd);
+        void *priv;
 };
 
 /* A reader over a file descriptor holding the blob's (checked) bytes; takes

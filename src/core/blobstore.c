@@ -100,11 +100,18 @@ int cas_blob_reader_fd(const cas_blob_reader *rd)
         return rd->mem ? -1 : rd->fd;
 }
 
+bool cas_blob_reader_checked(const cas_blob_reader *rd)
+{
+        return rd->pread != NULL;
+}
+
 ssize_t cas_blob_reader_pread(cas_blob_reader *rd, void *buf, size_t n, uint64_t off)
 {
         if (off >= rd->size)
                 return 0;
         n = (size_t)MIN((uint64_t)n, rd->size - off);
+        if (rd->pread)
+                return rd->pread(rd, buf, n, off);
         if (rd->mem) {
                 memcpy(buf, rd->mem + off, n);
                 return (ssize_t)n;
@@ -118,6 +125,8 @@ ssize_t cas_blob_reader_pread(cas_blob_reader *rd, void *buf, size_t n, uint64_t
 int cas_blob_reader_direct_fd(cas_blob_reader *rd)
 {
         int fd = atomic_load(&rd->direct_fd);
+        if (rd->pread)
+                return -1;
         if (fd != -2 || rd->mem)
                 return rd->mem ? -1 : fd;
         /* reopened through /proc: the same file, whatever its name now */
@@ -136,6 +145,8 @@ int cas_blob_reader_direct_fd(cas_blob_reader *rd)
 cas_blob_reader *cas_blob_reader_free(cas_blob_reader *rd)
 {
         if (rd) {
+                if (rd->release)
+                        rd->release(rd);
                 if (!rd->mem) {
                         safe_close(rd->fd);
                         if (rd->direct_fd >= 0)

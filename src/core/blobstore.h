@@ -5,6 +5,7 @@
  * backends: local files (blobs/ab/cd/<hex>), memory (tests) and an object
  * store (chunks/ and blobs/ of the remote layout, blobstore-remote.c). */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -40,6 +41,11 @@ int cas_blobstore_open_sized(cas_blobstore *bs, const cas_digest *d, uint64_t si
 uint64_t cas_blob_reader_size(const cas_blob_reader *rd);
 /* Reads up to n bytes at off; short only at the end of the blob. */
 ssize_t cas_blob_reader_pread(cas_blob_reader *rd, void *buf, size_t n, uint64_t off);
+/* True when the reader's bytes are checked already, piece by piece, as it
+ * reads them (a remote blob read through a cache before all of it is
+ * there): no check of the blob whole or by its outboard is needed, nor
+ * possible without reading all of it. */
+bool cas_blob_reader_checked(const cas_blob_reader *rd);
 /* The file descriptor behind the reader, or -1 when there is none (memory). */
 int cas_blob_reader_fd(const cas_blob_reader *rd);
 /* The same file opened for direct I/O (O_DIRECT: reads bypass the page

@@ -31,6 +31,7 @@ typedef struct cache_metastore {
         root_seen *roots;
         size_t n_roots, alloc_roots;
         _Atomic uint64_t generation;  /* bumped whenever a root seen changes */
+        _Atomic bool down;            /* the last request failed (said once) */
         pthread_mutex_t closure_lock; /* one closure fetched at a time (no fetch twice at once) */
 } cache_metastore;
 
@@ -48,6 +49,8 @@ static const char *where(cache_metastore *cm)
         return cas_objstore_address(cm->os);
 }
 
+/* A request that failed: one line when the store stops answering, another
+ * once it answers again (transfer_ok), not one per root every second. */
 static int transfer_failed(cache_metastore *cm, int r, const char *key)
 {
         if (r == -ENOENT || r == -ENOMEM)
@@ -56,7 +59,17 @@ static int transfer_failed(cache_metastore *cm, int r, const char *key)
                 return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than allowed",
                                      where(cm), key);
         const char *e = cas_objstore_last_error();
-        return cas_log_errno(CAS_LOG_ERR, -EIO, "%s", e && *e ? e : strerror(-r));
+        if (!atomic_exchange(&cm->down, true))
+                cas_log(CAS_LOG_ERR,
+                        "%s (serving the roots and directories cached until it answers)",
+                        e && *e ? e : strerror(-r));
+        return -EIO;
+}
+
+static void transfer_ok(cache_metastore *cm)
+{
+        if (atomic_load(&cm->down) && atomic_exchange(&cm->down, false))
+                cas_log(CAS_LOG_NOTICE, "%s answers again", where(cm));
 }
 
 /* ---- directories: the cache's, a closure fetched whole when missing ---- */
@@ -274,8 +287,16 @@ static int root_check(cache_metastore *cm, const char *name, bool force)
                 return r;
         r = cas_objstore_get_if_changed(cm->os, key, etag, CAS_LAYOUT_ROOT_MAX, &buf, &len,
                                         &new_etag);
-        if (r < 0 && r != -ENOENT)
+        if (r < 0 && r != -ENOENT) {
+                /* asked again after the next refresh period, not at every look */
+                pthread_mutex_lock(&cm->lock);
+                s = root_find(cm, name);
+                if (s && s->checked)
+                        s->checked = now_ns();
+                pthread_mutex_unlock(&cm->lock);
                 return transfer_failed(cm, r, key);
+        }
+        transfer_ok(cm);
 
         bool changed = false;
         pthread_mutex_lock(&cm->lock);

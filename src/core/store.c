@@ -139,6 +139,8 @@ static int open_remote(const char *address, int flags, const cas_objstore_option
         if ((flags & CAS_STORE_CREATE) && !(flags & CAS_STORE_READONLY) &&
             strncmp(address, "file://", 7) == 0)
                 r = cas_objstore_create_bucket(s->remote);
+        else if (flags & CAS_STORE_NOCHECK)
+                r = 0;
         else
                 r = cas_objstore_check(s->remote);
         if (r == -ENOENT && !cas_objstore_writable(s->remote)) {

@@ -28,6 +28,7 @@ typedef struct cas_store {
 enum {
         CAS_STORE_CREATE = 1 << 0,   /* create when missing */
         CAS_STORE_READONLY = 1 << 1, /* never write */
+        CAS_STORE_NOCHECK = 1 << 2,  /* remote: do not ask whether it answers (a cache serves offline) */
 };
 
 int cas_store_open(const char *path, int flags, cas_store **ret);

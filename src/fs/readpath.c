@@ -145,6 +145,8 @@ int cas_readpath_outboard(cas_readpath *rp, cas_blob_reader *rd, cas_inode *i, c
         }
         if (cas_state_verdict(i) == CAS_VERDICT_BAD)
                 return -EBADMSG;
+        if (cas_blob_reader_checked(rd))
+                return -EOPNOTSUPP; /* hashing it whole would fetch all of it */
         pthread_mutex_lock(verify_lock(rp, i));
         ob = atomic_load(&st->outboard);
         if (!ob && cas_state_verdict(i) == CAS_VERDICT_BAD)
@@ -296,12 +298,14 @@ static int read_blob(cas_readpath *rp, cas_request *rq, cas_inode *i, cas_blob_r
         size_t room;
         char what[128];
         int r;
+        /* a reader of a remote blob partly cached checks what it reads itself */
+        bool verify = rp->verify && !cas_blob_reader_checked(rd);
 
-        if (!rp->verify && cas_outboard_size(i->size) > 0 && (payload = cas_request_payload(rq, &room)) &&
+        if (!verify && cas_outboard_size(i->size) > 0 && (payload = cas_request_payload(rq, &room)) &&
             room >= size) {
                 ssize_t got = cas_verify_pread(rd, payload, room, size, off, rp->direct_io);
                 r = got < 0 ? (int)got : (size_t)got == size ? 0 : -EIO;
-        } else if (!rp->verify)
+        } else if (!verify)
                 r = read_into_reply(rq, rd, off, size);
         else if (cas_outboard_size(i->size) == 0)
                 r = read_small(rp, rq, i, rd, off, size);

@@ -18,6 +18,7 @@ CASE=${1:?usage: test-remote-mount.sh http|s3}
 # the source tree: every kind of node, large and small files, and headers
 # that include each other for the compiler
 MANY_FILES=60 make_tree "$TMP/src"
+head -c 24000000 /dev/urandom >"$TMP/src/big.bin"
 mkdir -p "$TMP/src/include"
 for i in $(seq 1 40); do
         {
@@ -65,8 +66,12 @@ cached_bytes() {
                 awk '{s += $1} END {print s + 0}'
 }
 
+# stop_daemon: unmounts; the daemon must have said nothing of a sanitizer's
 stop_daemon() {
         stop_mount
+        if grep -q -E 'AddressSanitizer|LeakSanitizer|runtime error' "$TMP/daemon.log"; then
+                fail "the daemon's sanitizer complains: $(grep -E -A5 'Sanitizer|runtime error' "$TMP/daemon.log" | head -n 30)"
+        fi
 }
 
 case $CASE in
@@ -136,6 +141,32 @@ if [ "$CASE" = s3 ]; then
         exit $?
 fi
 
+# ---- a large blob: the chunks a read touches, each fetched once ----
+big_hex=$("$CASFS" --store "$A" stat tree/big.bin | awk '$1 == "digest:" {print $2}' |
+        python3 -c 'import base64, sys; print(base64.b64decode(sys.stdin.read().strip()[7:]).hex())')
+before=$(requests)
+mount_remote "$STORE" "$TMP/cache-big" --prefetch 0 || { finish; exit 1; }
+dd if="$MNT/tree/big.bin" of="$TMP/piece" bs=4096 skip=2500 count=1 status=none
+check "a 4 KiB read in the middle of a large file has the right bytes" \
+        cmp -s "$TMP/piece" <(dd if="$TMP/src/big.bin" bs=4096 skip=2500 count=1 status=none)
+chunks_read=$(tail -n "+$((before + 1))" "$NGINX_DIR/access.log" | grep -c '"GET /casfs/chunks/')
+check "it fetches a few chunks, not the blob ($chunks_read chunks)" test "$chunks_read" -le 6
+check "the blob is not in the cache whole yet" test ! -e "$TMP/cache-big/blobs/${big_hex:0:2}/${big_hex:2:2}/$big_hex"
+pids=()
+for _ in 1 2 3 4; do
+        (cd / && cmp -s "$MNT/tree/big.bin" "$TMP/src/big.bin" && : >"$TMP/big-ok.$BASHPID") &
+        pids+=($!)
+done
+wait "${pids[@]}"
+check_eq "four readers at once read it right" "$(ls "$TMP"/big-ok.* 2>/dev/null | wc -l)" 4
+tail -n "+$((before + 1))" "$NGINX_DIR/access.log" | grep -o '"GET /casfs/chunks/[^ ]*' | sort | uniq -d >"$TMP/dups"
+check_eq "no chunk was fetched twice" "$(cat "$TMP/dups")" ""
+check "once read whole, the blob is in the cache whole" \
+        test -e "$TMP/cache-big/blobs/${big_hex:0:2}/${big_hex:2:2}/$big_hex"
+check "with its outboard" test -e "$TMP/cache-big/blobs/${big_hex:0:2}/${big_hex:2:2}/$big_hex.outboard"
+stop_daemon
+fsck_clean "$TMP/cache-big"
+
 # ---- a corrupt chunk: EIO and a line naming it; the rest intact ----
 key=$(blob_key many/f9)
 flip_byte "$W/$key" 20
@@ -163,9 +194,20 @@ got=$(ERRNO_TIMEOUT=30 errno_of read "$MNT/tree/three-mib.bin")
 kill -CONT $workers
 check_eq "a file not cached reads as EIO while the server does not answer" "$got" EIO
 check "a log line names the store" grep -q "127.0.0.1" "$TMP/daemon.log"
+check_eq "one line says it stops answering" "$(grep -c 'until it answers' "$TMP/daemon.log")" 1
 check "the file reads once the server is back, without a remount" \
         deadline 60 cmp -s "$MNT/tree/three-mib.bin" "$TMP/src/three-mib.bin"
+check "one line says it answers again" grep -q "answers again" "$TMP/daemon.log"
 stop_daemon
+# a mount while the server does not answer serves what its cache holds
+# shellcheck disable=SC2086
+kill -STOP $workers
+mount_remote "$STORE" "$C1" --timeout 2
+diff_tree "a mount while the server does not answer, warm cache"
+stop_daemon
+# shellcheck disable=SC2086
+kill -CONT $workers
+check "it said it serves what the cache holds" grep -q "serving what .* holds" "$TMP/daemon.log"
 
 # ---- --cache-size smaller than the tree ----
 bound=$((4 << 20))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # casfs virtiofs against a real guest: a Linux kernel in QEMU mounts the
 # device and checks what it sees (the guest is booted by guest.sh).
-#   test-virtiofs.sh CASE   (guest | list-root-queues | vmm-killed | errors)
+#   test-virtiofs.sh CASE   (guest | list-root-queues | vmm-killed | errors | remote)
 . "$(dirname "$0")/../lib/lib.sh"
 export CASFS_STORE=$TMP/store
 export LC_ALL=C
@@ -55,6 +55,22 @@ guest)
         diff "$TMP/want" "$TMP/got" | head -n 20 >&2
         daemon_ends
         check_eq "and logged nothing" "$(cat "$TMP/daemon.log")" ""
+        ;;
+remote)
+        # the tree published on a web server (nginx), served through a cache
+        . "$SOURCE_ROOT/tests/lib/nginx.sh"
+        (cd "$TMP/tree" && bash "$SOURCE_ROOT/tests/virtiofs/guest-checks.sh" host) > "$TMP/want"
+        mkdir -p "$TMP/www"
+        nginx_start "$TMP/nginx" "$TMP/www" || fail "nginx does not start"
+        "$CASFS" copy "$CASFS_STORE" "file://$TMP/www/casfs" >/dev/null || fail "copy to file://"
+        CASFS_STORE=$NGINX_HTTP_URL/casfs start_daemon --cache "$TMP/cache"
+        check "the guest's checks pass over a remote store" "$GUEST" --socket "$sock" \
+                --script "$SOURCE_ROOT/tests/virtiofs/guest-checks.sh" --out "$TMP/got" --timeout 600
+        check "the guest sees the remote tree exactly" diff "$TMP/want" "$TMP/got"
+        diff "$TMP/want" "$TMP/got" | head -n 20 >&2
+        daemon_ends
+        check_eq "and logged nothing" "$(cat "$TMP/daemon.log")" ""
+        check "the cache is a store of its own" "$CASFS" --store "$TMP/cache" fsck
         ;;
 list-root-queues)
         start_daemon --list-root --threads 2

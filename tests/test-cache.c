@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A remote store (file://) read through a local cache (cache.c): a root's
+ * closure comes with the root and lands in the cache's LMDB, a small blob is
+ * fetched whole, a large one by the chunks a read touches and put together
+ * once all of it is there, a damaged chunk is refused, and --cache-size
+ * keeps the cached blobs under their bound. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blobstore-backend.h"
+#include "cache.h"
+#include "chunker.h"
+#include "layout.h"
+#include "macro.h"
+#include "outboard.h"
+#include "store.h"
+#include "tests.h"
+
+static char dir[64];
+
+static cas_node fnode(const char *name, const cas_digest *d, uint64_t size)
+{
+        return (cas_node){.type = CAS_NODE_FILE,
+                          .name = name,
+                          .name_len = (uint32_t)strlen(name),
+                          .digest = *d,
+                          .size = size};
+}
+
+static void damage(const cas_digest *d)
+{
+        char key[CAS_LAYOUT_KEY_MAX], path[256];
+        cas_layout_key(CAS_LAYOUT_CHUNKS, d, key);
+        snprintf(path, sizeof(path), "%s/r/%s", dir, key);
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        ASSERT(fd >= 0);
+        ASSERT(write(fd, "junk", 4) == 4);
+        close(fd);
+}
+
+static uint8_t *pattern(size_t n, unsigned seed)
+{
+        uint8_t *b = malloc(n);
+        ASSERT(b);
+        for (size_t i = 0; i < n; i++)
+                b[i] = (uint8_t)(((i + seed) * 2654435761u) >> 13);
+        return b;
+}
+
+static cas_blobstore *sum_of;
+static int sum_sizes(const cas_digest *d, uint64_t size, void *userdata)
+{
+        uint64_t *sum = userdata, n = size;
+        if (n == CAS_BLOB_SIZE_UNKNOWN && cas_blobstore_stat(sum_of, d, &n) < 0)
+                n = 0;
+        *sum += n;
+        return 0;
+}
+
+int main(void)
+{
+        char addr[96], cache_dir[96];
+        cas_store *remote, *s;
+        size_t big_n = 3u << 20, small_n = 1000;
+        uint8_t *big = pattern(big_n, 1), *small = pattern(small_n, 7), *other = pattern(big_n, 99);
+        uint8_t *back = malloc(big_n);
+        cas_digest dbig, dsmall, dother, dtop, got;
+        cas_directory *top;
+        cas_error err;
+
+        ASSERT(back);
+        snprintf(dir, sizeof(dir), "/tmp/casfs-test-cache.XXXXXX");
+        ASSERT(mkdtemp(dir));
+        snprintf(addr, sizeof(addr), "file://%s/r", dir);
+        snprintf(cache_dir, sizeof(cache_dir), "%s/c", dir);
+
+        /* the remote: one tree of three files */
+        ASSERT(cas_store_open_address(addr, CAS_STORE_CREATE, NULL, &remote) == 0);
+        ASSERT(cas_blobstore_put(remote->blobs, big, big_n, &dbig) == 0);
+        ASSERT(cas_blobstore_put(remote->blobs, small, small_n, &dsmall) == 0);
+        ASSERT(cas_blobstore_put(remote->blobs, other, big_n, &dother) == 0);
+        cas_node nodes[] = {fnode("big", &dbig, big_n), fnode("other", &dother, big_n),
+                            fnode("small", &dsmall, small_n)};
+        ASSERT(cas_directory_build(nodes, 3, &top) == 0);
+        ASSERT(cas_directory_digest(top, &dtop) == 0);
+        ASSERT(cas_metastore_put_closure(remote->meta, &top, 1, &got, &err) == 0);
+        cas_node root = {
+            .type = CAS_NODE_DIRECTORY, .name = "t", .name_len = 1, .digest = dtop, .size = 3};
+        ASSERT(cas_metastore_set_root(remote->meta, &root) == 0);
+
+        cas_cache_options co = {0};
+        ASSERT(cas_store_open_cached(addr, cache_dir, NULL, &co, &s) == 0);
+
+        /* the root, and with it its closure, into the cache's LMDB */
+        cas_node *n = NULL;
+        CHECK_RC(cas_metastore_has_directory(s->cache_local->meta, &dtop), 0);
+        CHECK_RC(cas_metastore_get_root(s->meta, "t", &n), 0);
+        CHECK(n && cas_digest_eq(&n->digest, &dtop));
+        free(n);
+        CHECK_RC(cas_metastore_has_directory(s->cache_local->meta, &dtop), 1);
+        CHECK_RC(cas_metastore_get_root(s->cache_local->meta, "t", &n),
+                 0); /* the cache stands alone */
+        free(n);
+        CHECK_RC(cas_metastore_get_root(s->meta, "nothing", &n), -ENOENT);
+
+        /* a small blob: fetched whole into the cache */
+        cas_blob_reader *rd = NULL;
+        CHECK_RC(cas_blobstore_open(s->blobs, &dsmall, &rd), 0);
+        CHECK(rd && !cas_blob_reader_checked(rd) && cas_blob_reader_fd(rd) >= 0);
+        CHECK_RC(cas_blob_reader_pread(rd, back, small_n, 0), (ssize_t)small_n);
+        CHECK(memcmp(back, small, small_n) == 0);
+        cas_blob_reader_free(rd);
+        CHECK_RC(cas_blobstore_has(s->cache_local->blobs, &dsmall), 1);
+
+        /* a large one: by the chunks a read touches, checked as they come */
+        size_t first = cas_chunker_next(big, big_n);
+        cas_digest chunk0;
+        cas_digest_of(big, first, &chunk0);
+        CHECK_RC(cas_blobstore_open(s->blobs, &dbig, &rd), 0);
+        CHECK(rd && cas_blob_reader_checked(rd) && cas_blob_reader_fd(rd) < 0);
+        CHECK_RC(cas_blob_reader_size(rd), big_n);
+        CHECK_RC(cas_blob_reader_pread(rd, back, 4096, 0), 4096);
+        CHECK(memcmp(back, big, 4096) == 0);
+        CHECK_RC(cas_blobstore_has(s->cache_local->blobs, &chunk0), 1);
+        CHECK_RC(cas_blobstore_has(s->cache_local->blobs, &dbig), 0); /* not all of it */
+        CHECK_RC(cas_blob_reader_pread(rd, back, big_n, 0), (ssize_t)big_n);
+        CHECK(memcmp(back, big, big_n) == 0);
+        cas_blob_reader_free(rd);
+        /* all of it read: put together, with its outboard, its chunks gone */
+        CHECK_RC(cas_blobstore_has(s->cache_local->blobs, &dbig), 1);
+        CHECK_RC(cas_blobstore_has_outboard(s->cache_local->blobs, &dbig, big_n), 1);
+        CHECK_RC(cas_blobstore_has(s->cache_local->blobs, &chunk0), 0);
+        CHECK_RC(cas_blobstore_open(s->blobs, &dbig, &rd), 0);
+        CHECK(rd && !cas_blob_reader_checked(rd));
+        cas_blob_reader_free(rd);
+
+        /* a damaged chunk: refused, never served */
+        cas_digest other0;
+        cas_digest_of(other, cas_chunker_next(other, big_n), &other0);
+        damage(&other0);
+        CHECK_RC(cas_blobstore_open(s->blobs, &dother, &rd), 0);
+        CHECK(cas_blob_reader_pread(rd, back, 4096, 0) < 0);
+        CHECK_RC(cas_blob_reader_pread(rd, back, 4096, big_n - 4096), 4096); /* the rest reads */
+        CHECK(memcmp(back, other + big_n - 4096, 4096) == 0);
+        cas_blob_reader_free(rd);
+        cas_store_free(s);
+
+        /* a bound below the tree: the cached blobs stay under it */
+        char sub[128];
+        snprintf(sub, sizeof(sub), "%s/c2", dir);
+        co.max_bytes = 1u << 20;
+        ASSERT(cas_store_open_cached(addr, sub, NULL, &co, &s) == 0);
+        CHECK_RC(cas_blobstore_open(s->blobs, &dbig, &rd), 0);
+        CHECK_RC(cas_blob_reader_pread(rd, back, big_n, 0), (ssize_t)big_n);
+        CHECK(memcmp(back, big, big_n) == 0);
+        cas_blob_reader_free(rd);
+        CHECK_RC(cas_blobstore_has(s->cache_local->blobs, &dbig), 0); /* larger than the bound */
+        uint64_t cached = 0;
+        sum_of = s->cache_local->blobs;
+        CHECK_RC(cas_blobstore_foreach(s->cache_local->blobs, sum_sizes, &cached), 0);
+        CHECK(cached > 0 && cached <= co.max_bytes);
+        cas_store_free(s);
+
+        cas_store_free(remote);
+        free(top);
+        free(big);
+        free(small);
+        free(other);
+        free(back);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        (void)!system(cmd);
+        return tests_finish("test-cache");
+}
