@@ -7,7 +7,7 @@ build=(meson ninja-build gcc pkg-config libfuse3-dev fuse3 libprotobuf-c-dev pro
        liblmdb-dev librust-blake3-dev libcurl4-openssl-dev libssl-dev libzstd-dev scdoc)
 test=(protobuf-compiler b3sum rsync python3 attr clang libclang-rt-14-dev valgrind man-db procps util-linux
       ceph-mon ceph-osd radosgw ceph-common nginx-light openssl curl zstd python3-zstandard)
-bench=(squashfs-tools squashfuse casync fio time rclone)
+bench=(squashfs-tools squashfuse casync fio time rclone s3fs)
 vm=(qemu-system-x86 busybox-static cpio)
 deb=(debhelper dpkg-dev)
 
