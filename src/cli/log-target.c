@@ -13,25 +13,10 @@
 
 int cli_log_default_path(char **ret)
 {
-        const char *e;
-        char *p;
-
-        if (geteuid() == 0)
-                p = strdup(CLI_LOG_DEFAULT_ROOT);
-        else if ((e = getenv("XDG_STATE_HOME")) && *e == '/') {
-                if (asprintf(&p, "%s/casfs/casfs.log", e) < 0)
-                        p = NULL;
-        } else {
-                const char *home = getenv("HOME");
-                if (!home || *home != '/')
-                        return -ENXIO;
-                if (asprintf(&p, "%s/.local/state/casfs/casfs.log", home) < 0)
-                        p = NULL;
-        }
-        if (!p)
-                return -ENOMEM;
-        *ret = p;
-        return 0;
+        if (geteuid() != 0)
+                return cas_xdg_path("XDG_STATE_HOME", ".local/state", "casfs/casfs.log", ret);
+        *ret = strdup(CLI_LOG_DEFAULT_ROOT);
+        return *ret ? 0 : -ENOMEM;
 }
 
 /* Creates the folders above path (not path itself), as mkdir -p would. */

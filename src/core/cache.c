@@ -898,21 +898,14 @@ int cas_store_open_cached(const char *address, const char *cache_dir, const cas_
 int cas_cache_default_dir(const char *address, char **ret)
 {
         _cleanup_free_ char *base = NULL, *name = NULL;
-        const char *e = getenv("XDG_CACHE_HOME"), *p = strstr(address, "://");
+        const char *p = strstr(address, "://");
         char hex[CAS_DIGEST_HEX_MAX];
         cas_digest d;
+        int r;
 
-        if (e && *e == '/')
-                base = strdup(e);
-        else {
-                const char *home = getenv("HOME");
-                if (!home || *home != '/')
-                        return -ENXIO;
-                if (asprintf(&base, "%s/.cache", home) < 0)
-                        base = NULL;
-        }
-        if (!base)
-                return -ENOMEM;
+        r = cas_xdg_path("XDG_CACHE_HOME", ".cache", "casfs", &base);
+        if (r < 0)
+                return r;
         /* readable, and unique: the address's host and path, then its hash */
         name = strndup(p ? p + 3 : address, 64);
         if (!name)
@@ -924,7 +917,7 @@ int cas_cache_default_dir(const char *address, char **ret)
         cas_digest_of(address, strlen(address), &d);
         cas_digest_to_hex(&d, hex);
         hex[16] = 0;
-        if (asprintf(ret, "%s/casfs/%s-%s", base, name, hex) < 0)
+        if (asprintf(ret, "%s/%s-%s", base, name, hex) < 0)
                 return -ENOMEM;
         return 0;
 }

@@ -81,6 +81,10 @@ ssize_t cas_loop_read(int fd, void *buf, size_t n);
 ssize_t cas_loop_pread(int fd, void *buf, size_t n, off_t off);
 int cas_loop_write(int fd, const void *buf, size_t n);
 
+/* A path under an XDG base folder: "$VAR/below" when $VAR is an absolute
+ * path, else "$HOME/home_default/below" (-ENXIO without an absolute $HOME). */
+int cas_xdg_path(const char *var, const char *home_default, const char *below, char **ret);
+
 /* The first failure of threads working together is the one told: formats a
  * line into *error unless it holds one already ("out of memory" when the
  * line cannot be made). The caller holds the lock that guards *error.

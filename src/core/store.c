@@ -223,24 +223,11 @@ void cas_store_unlock(cas_store *s)
 int cas_store_default_path(char **ret)
 {
         const char *e = getenv("CASFS_STORE");
-        char *p;
 
-        if (e && *e)
-                p = strdup(e);
-        else if ((e = getenv("XDG_DATA_HOME")) && *e == '/') {
-                if (asprintf(&p, "%s/casfs", e) < 0)
-                        p = NULL;
-        } else {
-                const char *home = getenv("HOME");
-                if (!home || *home != '/')
-                        return -ENXIO;
-                if (asprintf(&p, "%s/.local/share/casfs", home) < 0)
-                        p = NULL;
-        }
-        if (!p)
-                return -ENOMEM;
-        *ret = p;
-        return 0;
+        if (!e || !*e)
+                return cas_xdg_path("XDG_DATA_HOME", ".local/share", "casfs", ret);
+        *ret = strdup(e);
+        return *ret ? 0 : -ENOMEM;
 }
 
 int cas_store_resolve(cas_store *s, const char *path, cas_node **ret)

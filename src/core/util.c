@@ -61,3 +61,23 @@ bool cas_keep_first_error(char **error, const char *fmt, va_list ap)
         *error = line;
         return true;
 }
+
+int cas_xdg_path(const char *var, const char *home_default, const char *below, char **ret)
+{
+        const char *e = getenv(var);
+        char *p;
+        int r;
+
+        if (e && *e == '/')
+                r = asprintf(&p, "%s/%s", e, below);
+        else {
+                const char *home = getenv("HOME");
+                if (!home || *home != '/')
+                        return -ENXIO;
+                r = asprintf(&p, "%s/%s/%s", home, home_default, below);
+        }
+        if (r < 0)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
