@@ -5,6 +5,7 @@
  * table of operations each backend fills, and the per-thread error line. */
 
 #include <pthread.h>
+#include <stdarg.h>
 
 #include "macro.h"
 #include "objstore.h"
@@ -12,6 +13,9 @@
 /* asprintf() that leaves NULL behind on failure (glibc leaves the pointer
  * undefined, and cleanup handlers would free it). */
 int objstore_asprintf(char **ret, const char *fmt, ...) _printf_(2, 3);
+
+/* Makes room for need bytes in a growing string. */
+int objstore_grow(char **buf, size_t *cap, size_t need);
 
 /* Keys and prefixes are bounded: S3 allows 1024 bytes per key. */
 #define OBJSTORE_KEY_MAX 1024u
@@ -40,9 +44,11 @@ typedef struct objstore_ops {
 } objstore_ops;
 
 typedef struct objstore_curl objstore_curl;
+struct objstore_module;
 
 struct cas_objstore {
         const objstore_ops *ops;
+        const struct objstore_module *module; /* http(s):// and s3:// */
         objstore_kind kind;
         char *address; /* printable: no credentials */
         unsigned timeout_sec, retries, jobs;
@@ -70,6 +76,9 @@ struct cas_objstore {
 int objstore_error(const cas_objstore *os, int error, const char *op, const char *key,
                    const char *fmt, ...) _printf_(5, 6);
 
+int objstore_verror(const cas_objstore *os, int error, const char *op, const char *key,
+                    const char *fmt, va_list ap) _printf_(5, 0);
+
 /* Sets the calling thread's error line to one saved before. */
 void objstore_set_last_error(const char *line);
 
@@ -81,7 +90,8 @@ bool objstore_key_valid(const char *key, bool allow_empty);
 int objstore_file_open(cas_objstore *os, const char *path);
 
 /* The http(s) and s3 backends over libcurl (objstore-curl.c, with
- * objstore-xfer.c and objstore-multi.c). */
+ * objstore-xfer.c and objstore-multi.c): a module of their own, loaded at
+ * the first remote address (objstore-module.h). */
 int objstore_curl_open(cas_objstore *os);
 
 /* Batches: the curl backends run transfers on a multi handle
@@ -119,7 +129,8 @@ int s3_sign(const char *method, const char *canonical_uri, const char *canonical
 /* Hex SHA-256 of bytes (65 bytes with the NUL). */
 void s3_sha256_hex(const void *buf, size_t len, char ret_hex[static 65]);
 /* Appends s, percent-encoded as SigV4 wants (unreserved kept; '/' kept when
- * keep_slash), to a growing string. */
+ * keep_slash), to a growing string (objstore-util.c: addresses need it
+ * without the transport). */
 int s3_uri_encode(const char *s, bool keep_slash, char **buf, size_t *len, size_t *cap);
 
 /* A page of ListObjectsV2's answer. cb gets each <Contents>' decoded Key

@@ -30,49 +30,14 @@ void s3_sha256_hex(const void *buf, size_t len, char ret_hex[static 65])
         to_hex(md, sizeof(md), ret_hex);
 }
 
-static int grow(char **buf, size_t *cap, size_t need)
-{
-        if (need <= *cap)
-                return 0;
-        size_t c = MAX(*cap * 2, need + 64);
-        char *n = realloc(*buf, c);
-        if (!n)
-                return -ENOMEM;
-        *buf = n;
-        *cap = c;
-        return 0;
-}
-
 static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
-        int r = grow(buf, cap, *len + n + 1);
+        int r = objstore_grow(buf, cap, *len + n + 1);
         if (r < 0)
                 return r;
         memcpy(*buf + *len, s, n);
         *len += n;
         (*buf)[*len] = 0;
-        return 0;
-}
-
-int s3_uri_encode(const char *s, bool keep_slash, char **buf, size_t *len, size_t *cap)
-{
-        int r = grow(buf, cap, *len + 3 * strlen(s) + 1);
-        if (r < 0)
-                return r;
-        char *o = *buf + *len;
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-                unsigned char c = *p;
-                if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '_' || c == '.' || c == '~' || (c == '/' && keep_slash)) {
-                        *o++ = (char)c;
-                } else {
-                        *o++ = '%';
-                        *o++ = "0123456789ABCDEF"[c >> 4];
-                        *o++ = "0123456789ABCDEF"[c & 15];
-                }
-        }
-        *o = 0;
-        *len = (size_t)(o - *buf);
         return 0;
 }
 

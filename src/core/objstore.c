@@ -4,7 +4,7 @@
 #include <stdbool.h>
 
 #include "log.h"
-#include "objstore-internal.h"
+#include "objstore-module.h"
 
 /* The one piece of state outside a store: the error line of the calling
  * thread's last failed call, as the header promises (errno's model). */
@@ -20,63 +20,27 @@ void objstore_set_last_error(const char *line)
         snprintf(last_error, sizeof(last_error), "%s", line);
 }
 
-int objstore_error(const cas_objstore *os, int error, const char *op, const char *key,
-                   const char *fmt, ...)
+int objstore_verror(const cas_objstore *os, int error, const char *op, const char *key,
+                    const char *fmt, va_list ap)
 {
         char msg[384];
-        va_list ap;
 
-        va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
         snprintf(last_error, sizeof(last_error), "%s: %s%s%s: %s", os ? os->address : "?", op,
                  key ? " " : "", key ?: "", msg);
         cas_log_debug("objstore: %s", last_error);
         return error;
 }
 
-int objstore_asprintf(char **ret, const char *fmt, ...)
+int objstore_error(const cas_objstore *os, int error, const char *op, const char *key,
+                   const char *fmt, ...)
 {
         va_list ap;
-        int k;
 
         va_start(ap, fmt);
-        k = vasprintf(ret, fmt, ap);
+        error = objstore_verror(os, error, op, key, fmt, ap);
         va_end(ap);
-        if (k < 0) {
-                *ret = NULL;
-                return -ENOMEM;
-        }
-        return k;
-}
-
-bool objstore_key_valid(const char *key, bool allow_empty)
-{
-        size_t n = strlen(key);
-
-        if (n == 0)
-                return allow_empty;
-        if (n > OBJSTORE_KEY_MAX)
-                return false;
-        for (const char *p = key; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                        return false;
-        /* every component non-empty and neither "." nor ".."; a prefix may
-         * end in '/' (everything below a folder) */
-        for (const char *c = key; *c;) {
-                size_t l = strcspn(c, "/");
-                if (l == 0)
-                        return false;
-                if ((l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.'))
-                        return false;
-                c += l;
-                if (*c == '/') {
-                        c++;
-                        if (!*c)
-                                return allow_empty;
-                }
-        }
-        return true;
+        return error;
 }
 
 static bool has_prefix(const char *s, const char *prefix)
@@ -419,7 +383,10 @@ int cas_objstore_open(const char *address, const cas_objstore_options *o, cas_ob
                 r = -EINVAL;
         if (r < 0)
                 return r;
-        r = objstore_curl_open(os);
+        r = objstore_module_get(os, &os->module);
+        if (r < 0)
+                return r;
+        r = os->module->open(os);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(os);
@@ -530,7 +497,7 @@ int cas_objstore_batch_new(cas_objstore *os, cas_objstore_batch **ret)
                 return -ENOMEM;
         b->os = os;
         if (os->kind != OBJSTORE_FILE) {
-                r = objstore_multi_new(os, &b->multi);
+                r = os->module->multi_new(os, &b->multi);
                 if (r < 0)
                         return r;
         }
@@ -547,8 +514,8 @@ int cas_objstore_batch_get(cas_objstore_batch *b, const char *key, size_t max_si
 
         CHECK_KEY(b->os, "GET", key);
         if (b->multi)
-                return objstore_multi_queue(b->multi, OBJSTORE_XFER_GET, key, max_size, NULL, 0,
-                                            cb, userdata);
+                return b->os->module->multi_queue(b->multi, OBJSTORE_XFER_GET, key, max_size,
+                                                  NULL, 0, cb, userdata);
         r = cas_objstore_get(b->os, key, max_size, &buf, &len);
         cb(r < 0 ? r : 0, key, r < 0 ? NULL : buf, r < 0 ? 0 : len, userdata);
         return 0;
@@ -562,8 +529,8 @@ int cas_objstore_batch_head(cas_objstore_batch *b, const char *key, cas_objstore
 
         CHECK_KEY(b->os, "HEAD", key);
         if (b->multi)
-                return objstore_multi_queue(b->multi, OBJSTORE_XFER_HEAD, key, 0, NULL, 0, cb,
-                                            userdata);
+                return b->os->module->multi_queue(b->multi, OBJSTORE_XFER_HEAD, key, 0, NULL, 0,
+                                                  cb, userdata);
         r = cas_objstore_head(b->os, key, &size);
         cb(r < 0 ? r : 0, key, NULL, r < 0 ? 0 : (size_t)size, userdata);
         return 0;
@@ -583,8 +550,8 @@ int cas_objstore_batch_put(cas_objstore_batch *b, const char *key, void *buf, si
                 return objstore_error(b->os, -EROFS, "PUT", key, "read-only store");
         }
         if (b->multi)
-                return objstore_multi_queue(b->multi, OBJSTORE_XFER_PUT, key, 0, buf, len, cb,
-                                            userdata);
+                return b->os->module->multi_queue(b->multi, OBJSTORE_XFER_PUT, key, 0, buf, len,
+                                                  cb, userdata);
         r = cas_objstore_put(b->os, key, buf, len);
         free(buf);
         cb(r < 0 ? r : 0, key, NULL, 0, userdata);
@@ -593,7 +560,7 @@ int cas_objstore_batch_put(cas_objstore_batch *b, const char *key, void *buf, si
 
 int cas_objstore_batch_wait(cas_objstore_batch *b)
 {
-        return b->multi ? objstore_multi_wait(b->multi) : 0;
+        return b->multi ? b->os->module->multi_wait(b->multi) : 0;
 }
 
 cas_objstore_batch *cas_objstore_batch_free(cas_objstore_batch *b)
@@ -601,8 +568,8 @@ cas_objstore_batch *cas_objstore_batch_free(cas_objstore_batch *b)
         if (!b)
                 return NULL;
         if (b->multi) {
-                (void)objstore_multi_wait(b->multi);
-                objstore_multi_free(b->multi);
+                (void)b->os->module->multi_wait(b->multi);
+                b->os->module->multi_free(b->multi);
         }
         free(b);
         return NULL;
