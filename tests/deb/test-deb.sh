@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Debian package: dpkg-buildpackage on a copy of the source tree builds
 # casfs_VERSION_ARCH.deb; it installs (casfs, the manual page, the bash
-# completion, /sbin/mount.casfs), mounts through 'mount -t casfs' and an
-# fstab line, and purges without a trace. Root only (it installs).
+# completion, /sbin/mount.casfs, the libcurl transport module), mounts
+# through 'mount -t casfs' and an fstab line (a daemon without libcurl), finds
+# its module for an http:// address, and purges without a trace. Root only
+# (it installs).
 . "$(dirname "$0")/../lib/lib.sh"
 export LC_ALL=C
 
@@ -34,12 +36,14 @@ check "it built casfs_VERSION_ARCH.deb" test -n "$deb"
 [ -n "$deb" ] || finish
 
 dpkg-deb -c "$deb" | awk '{print $6}' > "$TMP/contents"
+module=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/casfs/objstore-curl.so
 for f in ./usr/bin/casfs ./sbin/mount.casfs ./usr/share/man/man1/casfs.1.gz \
-        ./usr/share/bash-completion/completions/casfs ./usr/share/doc/casfs/copyright; do
+        ./usr/share/bash-completion/completions/casfs ./usr/share/doc/casfs/copyright ".$module"; do
         check "the package holds $f" grep -qxF "$f" "$TMP/contents"
 done
 depends=$(dpkg-deb -f "$deb" Depends)
-for d in fuse3 libfuse3-3 liblmdb0 libprotobuf-c1 libc6; do
+# libcurl4: the module's (dpkg-shlibdeps reads it too)
+for d in fuse3 libfuse3-3 liblmdb0 libprotobuf-c1 libc6 libcurl4; do
         check "it depends on $d" grep -qE "(^|, )$d( |,|$)" <<<"$depends"
 done
 check_eq "the version is casfs's" "$(dpkg-deb -f "$deb" Version)" "$("$CASFS" --version | cut -d' ' -f2)"
@@ -73,8 +77,16 @@ timeout 5 mount -t casfs "$CASFS_STORE" "$MNT" -o list_root,nosuid,nodev
 check_eq "mount -t casfs: exit status" "$?" 0
 check_eq "the mount serves" "$(cat "$MNT/tree/hello.txt" 2>&1)" hello
 check_eq "and lists the top (list_root)" "$(ls "$MNT" 2>&1)" tree
+daemon=$(pgrep -f -- "casfs.* $MNT( |\$)" | head -n 1)
+check "its daemon runs" test -n "$daemon"
+check_eq "its daemon maps no libcurl (the module is for remote stores)" \
+        "$(grep -c -E 'libcurl|objstore-curl' "/proc/${daemon:-0}/maps" 2>&1)" 0
 umount "$MNT"
 check_eq "umount: exit status" "$?" 0
+# nothing listens on port 1: the error is the connection's, so the module loaded
+/usr/bin/casfs --store http://127.0.0.1:1/x roots 2> "$TMP/err"
+check_eq "an http:// store with nothing there: exit status" "$?" 1
+check "the installed module is found and loaded" grep -q "Failed to connect" "$TMP/err"
 printf '%s %s casfs defaults,uid_gid=1:2 0 0\n' "$CASFS_STORE" "$MNT" > "$TMP/fstab"
 timeout 5 mount -a -T "$TMP/fstab"
 check_eq "mount -a with an fstab line: exit status" "$?" 0
@@ -90,5 +102,6 @@ installed=
 check "casfs is gone" test ! -e /usr/bin/casfs
 check "mount.casfs is gone" test ! -e /sbin/mount.casfs -a ! -L /sbin/mount.casfs
 check "the manual page is gone" test ! -e /usr/share/man/man1/casfs.1.gz
+check "the module is gone" test ! -e "$module"
 check "the package is not known any more" bash -c "! dpkg-query -W -f='\${Status}' casfs 2>/dev/null | grep -q installed"
 finish
