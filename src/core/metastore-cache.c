@@ -402,23 +402,6 @@ static int cache_generation(cas_metastore *ms, uint64_t *ret)
         return 0;
 }
 
-static int cache_statcache_get(cas_metastore *ms, const cas_stat_key *k, cas_digest *ret)
-{
-        return -ENOENT;
-}
-
-static int cache_statcache_put(cas_metastore *ms, const cas_stat_key *ks, const cas_digest *ds,
-                               size_t n)
-{
-        return 0;
-}
-
-static int cache_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
-                                 void *userdata)
-{
-        return 0;
-}
-
 static void cache_release_memory(cas_metastore *ms)
 {
         cas_metastore *local = CACHE(ms)->local;
@@ -451,9 +434,6 @@ static const metastore_ops cache_ops = {
     .get_root = cache_get_root,
     .foreach_root = cache_foreach_root,
     .generation = cache_generation,
-    .statcache_get = cache_statcache_get,
-    .statcache_put = cache_statcache_put,
-    .statcache_prune = cache_statcache_prune,
     .release_memory = cache_release_memory,
     .free = cache_free,
 };

@@ -540,23 +540,6 @@ static int remote_generation(cas_metastore *ms, uint64_t *ret)
         return 0;
 }
 
-static int remote_statcache_get(cas_metastore *ms, const cas_stat_key *k, cas_digest *ret)
-{
-        return -ENOENT;
-}
-
-static int remote_statcache_put(cas_metastore *ms, const cas_stat_key *ks, const cas_digest *ds,
-                                size_t n)
-{
-        return 0;
-}
-
-static int remote_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
-                                  void *userdata)
-{
-        return 0;
-}
-
 static void remote_free(cas_metastore *ms)
 {
         remote_metastore *rm = REMOTE(ms);
@@ -580,9 +563,6 @@ static const metastore_ops remote_ops = {
     .get_root = remote_get_root,
     .foreach_root = remote_foreach_root,
     .generation = remote_generation,
-    .statcache_get = remote_statcache_get,
-    .statcache_put = remote_statcache_put,
-    .statcache_prune = remote_statcache_prune,
     .free = remote_free,
 };
 
