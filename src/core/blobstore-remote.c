@@ -45,13 +45,7 @@ static const char *where(remote_blobstore *rb)
  * own line says which, without credentials). */
 static int transfer_failed(remote_blobstore *rb, int r, const char *key)
 {
-        if (r == -ENOENT || r == -ENOMEM)
-                return r;
-        if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG,
-                                     "%s: %s: larger than its content allows", where(rb), key);
-        const char *e = cas_objstore_last_error();
-        return cas_log_errno(CAS_LOG_ERR, r, "%s", e && *e ? e : strerror(-r));
+        return cas_objstore_failed(where(rb), key, r, "its content allows", NULL, NULL);
 }
 
 /* ---- what is there ---- */

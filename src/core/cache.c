@@ -180,22 +180,13 @@ static size_t stored_max(uint64_t size)
  * again (transfer_ok). */
 static int transfer_failed(cache_blobstore *cb, int r, const char *key)
 {
-        if (r == -ENOENT || r == -ENOMEM)
-                return r;
-        if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG,
-                                     "%s: %s: larger than its content allows", cb->address, key);
-        const char *e = cas_objstore_last_error();
-        if (!atomic_exchange(&cb->down, true))
-                cas_log(CAS_LOG_ERR, "%s (what is not cached reads as EIO until it answers)",
-                        e && *e ? e : strerror(-r));
-        return -EIO;
+        return cas_objstore_failed(cb->address, key, r, "its content allows", &cb->down,
+                                   "what is not cached reads as EIO until it answers");
 }
 
 static void transfer_ok(cache_blobstore *cb)
 {
-        if (atomic_load(&cb->down) && atomic_exchange(&cb->down, false))
-                cas_log(CAS_LOG_NOTICE, "%s answers again", cb->address);
+        cas_objstore_answers(cb->address, &cb->down);
 }
 
 /* A chunk as stored: checked against its digest (decompressed at most to its

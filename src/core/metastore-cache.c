@@ -53,23 +53,13 @@ static const char *where(cache_metastore *cm)
  * once it answers again (transfer_ok), not one per root every second. */
 static int transfer_failed(cache_metastore *cm, int r, const char *key)
 {
-        if (r == -ENOENT || r == -ENOMEM)
-                return r;
-        if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than allowed",
-                                     where(cm), key);
-        const char *e = cas_objstore_last_error();
-        if (!atomic_exchange(&cm->down, true))
-                cas_log(CAS_LOG_ERR,
-                        "%s (serving the roots and directories cached until it answers)",
-                        e && *e ? e : strerror(-r));
-        return -EIO;
+        return cas_objstore_failed(where(cm), key, r, "allowed", &cm->down,
+                                   "serving the roots and directories cached until it answers");
 }
 
 static void transfer_ok(cache_metastore *cm)
 {
-        if (atomic_load(&cm->down) && atomic_exchange(&cm->down, false))
-                cas_log(CAS_LOG_NOTICE, "%s answers again", where(cm));
+        cas_objstore_answers(where(cm), &cm->down);
 }
 
 /* ---- directories: the cache's, a closure fetched whole when missing ---- */

@@ -43,13 +43,7 @@ static const char *where(remote_metastore *rm)
 
 static int transfer_failed(remote_metastore *rm, int r, const char *key)
 {
-        if (r == -ENOENT || r == -ENOMEM)
-                return r;
-        if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than allowed",
-                                     where(rm), key);
-        const char *e = cas_objstore_last_error();
-        return cas_log_errno(CAS_LOG_ERR, r, "%s", e && *e ? e : strerror(-r));
+        return cas_objstore_failed(where(rm), key, r, "allowed", NULL, NULL);
 }
 
 /* Keeps a directory's bytes (a copy), once. Called with the lock held. */
