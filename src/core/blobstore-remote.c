@@ -167,6 +167,16 @@ static int new_memfd(uint64_t size)
         return fd;
 }
 
+/* A reader over the memory file *fd holding the blob's bytes; takes the
+ * file on success (*fd is then -1). */
+static int reader_take_memfd(int *fd, uint64_t size, cas_blob_reader **ret)
+{
+        int r = cas_blob_reader_new_fd(*fd, size, ret);
+        if (r >= 0)
+                *fd = -1;
+        return r;
+}
+
 static int reader_from_bytes(const void *buf, size_t len, cas_blob_reader **ret)
 {
         _cleanup_close_ int fd = new_memfd(0);
@@ -177,10 +187,7 @@ static int reader_from_bytes(const void *buf, size_t len, cas_blob_reader **ret)
         r = cas_loop_write(fd, buf, len);
         if (r < 0)
                 return r;
-        r = cas_blob_reader_new_fd(fd, len, ret);
-        if (r >= 0)
-                fd = -1;
-        return r;
+        return reader_take_memfd(&fd, len, ret);
 }
 
 /* A blob that is one chunk. -ENOENT when there is no such chunk. */
@@ -312,10 +319,7 @@ static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size,
         munmap(a.map, (size_t)total);
         if (r < 0)
                 return r;
-        r = cas_blob_reader_new_fd(fd, total, ret);
-        if (r >= 0)
-                fd = -1;
-        return r;
+        return reader_take_memfd(&fd, total, ret);
 }
 
 static int remote_open_sized(cas_blobstore *bs, const cas_digest *d, uint64_t size,
