@@ -848,10 +848,9 @@ int cas_store_open_cached(const char *address, const char *cache_dir, const cas_
         _cleanup_(cas_store_freep) cas_store *s = NULL;
         int r;
 
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        s->dir_fd = s->lock_fd = -1;
+        r = cas_store_new_empty(&s);
+        if (r < 0)
+                return r;
         r = cas_store_open_address(address, CAS_STORE_READONLY, o, &s->cache_remote);
         if ((r == -ETIMEDOUT || r == -EHOSTUNREACH || r == -ECONNREFUSED || r == -EIO) &&
             faccessat(AT_FDCWD, cache_dir, F_OK, 0) == 0) {
