@@ -46,14 +46,8 @@ static int add(const char *cmd, const char *where, const char *name, size_t len)
                 log_error("%s: %s: more than %u roots", cmd, where, CLI_ROOTS_MAX);
                 return -EINVAL;
         }
-        if (arg_n_roots == arg_roots_alloc) {
-                size_t n = arg_roots_alloc ? arg_roots_alloc * 2 : 16;
-                char **p = realloc(arg_roots, n * sizeof(char *));
-                if (!p)
-                        return oom(cmd);
-                arg_roots = p;
-                arg_roots_alloc = n;
-        }
+        if (CAS_GROW(arg_roots, arg_roots_alloc, arg_n_roots, 16) < 0)
+                return oom(cmd);
         arg_roots[arg_n_roots] = strndup(name, len);
         if (!arg_roots[arg_n_roots])
                 return oom(cmd);

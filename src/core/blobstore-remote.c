@@ -438,14 +438,8 @@ static int remote_put_buffer(cas_blobstore *bs, const cas_digest *d, const void 
                 return transfer_failed(rb, r, "batch");
         for (size_t off = 0; off < n && r >= 0 && p.r >= 0;) {
                 size_t len = cas_chunker_next(buf + off, n - off);
-                if (n_chunks == alloc) {
-                        size_t na = alloc ? alloc * 2 : 16;
-                        cas_chunk_ref *nc = realloc(chunks, na * sizeof(*nc));
-                        if (!nc)
-                                return -ENOMEM;
-                        chunks = nc;
-                        alloc = na;
-                }
+                if (CAS_GROW(chunks, alloc, n_chunks, 16) < 0)
+                        return -ENOMEM;
                 if (len == n)
                         chunks[n_chunks].digest = *d; /* a single chunk: the blob itself */
                 else

@@ -58,14 +58,8 @@ static int track(cache_blobstore *cb, const cas_digest *d, uint64_t size, uint64
                 cb->blobs[i].stamp = stamp;
                 return 0;
         }
-        if (cb->n_blobs == cb->alloc_blobs) {
-                size_t na = cb->alloc_blobs ? cb->alloc_blobs * 2 : 1024;
-                cached_blob *nb = realloc(cb->blobs, na * sizeof(*nb));
-                if (!nb)
-                        return -ENOMEM;
-                cb->blobs = nb;
-                cb->alloc_blobs = na;
-        }
+        if (CAS_GROW(cb->blobs, cb->alloc_blobs, cb->n_blobs, 1024) < 0)
+                return -ENOMEM;
         int r = cas_digest_map_put(&cb->index, d, cb->n_blobs);
         if (r < 0)
                 return r;

@@ -198,14 +198,8 @@ static root_seen *root_entry(cache_metastore *cm, const char *name)
         root_seen *s = root_find(cm, name);
         if (s)
                 return s;
-        if (cm->n_roots == cm->alloc_roots) {
-                size_t na = cm->alloc_roots ? cm->alloc_roots * 2 : 16;
-                root_seen *nr = realloc(cm->roots, na * sizeof(*nr));
-                if (!nr)
-                        return NULL;
-                cm->roots = nr;
-                cm->alloc_roots = na;
-        }
+        if (CAS_GROW(cm->roots, cm->alloc_roots, cm->n_roots, 16) < 0)
+                return NULL;
         s = &cm->roots[cm->n_roots];
         *s = (root_seen){.name = strdup(name)};
         if (!s->name)

@@ -53,14 +53,8 @@ static int remember(remote_metastore *rm, const cas_digest *d, const void *buf, 
 
         if (cas_digest_map_get(&rm->dirs, d, NULL))
                 return 0;
-        if (rm->n_recs == rm->alloc_recs) {
-                size_t na = rm->alloc_recs ? rm->alloc_recs * 2 : 256;
-                dir_rec *n = realloc(rm->recs, na * sizeof(*n));
-                if (!n)
-                        return -ENOMEM;
-                rm->recs = n;
-                rm->alloc_recs = na;
-        }
+        if (CAS_GROW(rm->recs, rm->alloc_recs, rm->n_recs, 256) < 0)
+                return -ENOMEM;
         copy = malloc(len ?: 1);
         if (!copy)
                 return -ENOMEM;
@@ -331,14 +325,8 @@ static int name_list_cb(const char *key, uint64_t size, void *userdata)
         if (strncmp(key, CAS_LAYOUT_ROOTS, strlen(CAS_LAYOUT_ROOTS)) != 0 || !*name ||
             strchr(name, '/'))
                 return 0;
-        if (l->n == l->alloc) {
-                size_t na = l->alloc ? l->alloc * 2 : 32;
-                char **nn = realloc(l->names, na * sizeof(*nn));
-                if (!nn)
-                        return -ENOMEM;
-                l->names = nn;
-                l->alloc = na;
-        }
+        if (CAS_GROW(l->names, l->alloc, l->n, 32) < 0)
+                return -ENOMEM;
         l->names[l->n] = strdup(name);
         if (!l->names[l->n])
                 return -ENOMEM;
