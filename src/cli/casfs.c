@@ -80,6 +80,17 @@ int cli_open_store(int flags, cas_store **ret)
         return cli_open_address(path, flags, ret);
 }
 
+int cli_start(const char *cmd, int argc, int min_args, int max_args, const char *takes, cas_store **ret)
+{
+        if (argc - optind < min_args || argc - optind > max_args) {
+                log_error("%s: takes %s", cmd, takes);
+                return EXIT_USAGE;
+        }
+        if (cli_open_store(0, ret) < 0)
+                return 1;
+        return -1;
+}
+
 int cli_parse_uid_gid(const char *s, unsigned *ret_uid, unsigned *ret_gid)
 {
         char *end;

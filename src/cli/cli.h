@@ -25,6 +25,10 @@ extern const char *arg_ca_bundle;
 int cli_open_store(int flags, cas_store **ret);
 /* The same for a store named otherwise (copy's SRC and DST). */
 int cli_open_address(const char *address, int flags, cas_store **ret);
+/* What a command does after its options: its arguments counted (from
+ * min_args to max_args, else "CMD: takes TAKES"), then the store opened
+ * (cli_open_store). -1 and *ret to go on, else the exit status. */
+int cli_start(const char *cmd, int argc, int min_args, int max_args, const char *takes, cas_store **ret);
 /* Says so and returns -EROFS for a store that cannot be written (http). */
 int cli_require_writable(const char *cmd, cas_store *s);
 
