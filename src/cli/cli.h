@@ -102,6 +102,9 @@ int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_option
  * when a name is not a valid root name, another -errno (said) when FILE
  * cannot be read. */
 int cli_roots_option(const char *cmd, int c, const char *arg, cas_engine_options *eo);
+/* Their lines in a command's --help, with --list-root's: the descriptions at
+ * column col, as the command's other lines have theirs. */
+void cli_roots_help(FILE *f, int col);
 /* Once the store is open: each name once, and every one a root of s; says
  * which are not (one line each, for the first ten, then how many more) and
  * returns -ENOENT, or -errno when the store fails. 0 when no option named

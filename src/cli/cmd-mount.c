@@ -16,24 +16,19 @@
 
 static void mount_help(FILE *f)
 {
+        fputs("Usage: casfs [--store PATH] mount [OPTIONS] MOUNTPOINT\n"
+              "\n"
+              "Mounts the store's roots as a read-only filesystem: each root appears\n"
+              "under its name at the top of MOUNTPOINT; everything is loaded lazily and\n"
+              "read straight from the store. Roots added, replaced or removed while\n"
+              "mounted show at the top without a remount. Without -f, returns once the\n"
+              "mount answers and keeps serving in the background, detached: its own\n"
+              "session, standard input, output and error on /dev/null. SIGINT, SIGTERM\n"
+              "and 'fusermount3 -u MOUNTPOINT' (or umount) end it and unmount.\n"
+              "\n"
+              "Options:\n", f);
+        cli_roots_help(f, 21);
         fprintf(f,
-                "Usage: casfs [--store PATH] mount [OPTIONS] MOUNTPOINT\n"
-                "\n"
-                "Mounts the store's roots as a read-only filesystem: each root appears\n"
-                "under its name at the top of MOUNTPOINT; everything is loaded lazily and\n"
-                "read straight from the store. Roots added, replaced or removed while\n"
-                "mounted show at the top without a remount. Without -f, returns once the\n"
-                "mount answers and keeps serving in the background, detached: its own\n"
-                "session, standard input, output and error on /dev/null. SIGINT, SIGTERM\n"
-                "and 'fusermount3 -u MOUNTPOINT' (or umount) end it and unmount.\n"
-                "\n"
-                "Options:\n"
-                "      --list-root    allow listing the top (default: only names can be looked up)\n"
-                "      --root NAME    show only this root at the top (repeatable; with --roots-from:\n"
-                "                     the roots of both); a root not in the store is an error\n"
-                "      --roots-from FILE  show only the roots named in FILE, one a line (blanks\n"
-                "                     around a name, empty lines and lines starting with '#'\n"
-                "                     are ignored)\n"
                 "  -j, --threads N    worker threads (default: number of CPUs)\n"
                 "      --allow-other  let other users access the mount\n"
                 "      --uid-gid U:G  report owner U and group G (default: 0:0)\n"

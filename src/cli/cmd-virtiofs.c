@@ -16,23 +16,18 @@
 
 static void virtiofs_help(FILE *f)
 {
+        fputs("Usage: casfs [--store PATH] virtiofs --socket PATH [OPTIONS]\n"
+              "\n"
+              "Serves the store's roots to a virtual machine as a virtiofs device: a\n"
+              "vhost-user-fs back-end listening on the UNIX socket PATH (a stale socket\n"
+              "file there is replaced). Serves one VMM connection and exits 0 when the\n"
+              "VMM disconnects; SIGINT and SIGTERM end it. In the guest:\n"
+              "'mount -t virtiofs TAG /mnt' (TAG is set on the VMM's side).\n"
+              "\n"
+              "Options:\n"
+              "      --socket PATH   the vhost-user socket to listen on (required)\n", f);
+        cli_roots_help(f, 22);
         fprintf(f,
-                "Usage: casfs [--store PATH] virtiofs --socket PATH [OPTIONS]\n"
-                "\n"
-                "Serves the store's roots to a virtual machine as a virtiofs device: a\n"
-                "vhost-user-fs back-end listening on the UNIX socket PATH (a stale socket\n"
-                "file there is replaced). Serves one VMM connection and exits 0 when the\n"
-                "VMM disconnects; SIGINT and SIGTERM end it. In the guest:\n"
-                "'mount -t virtiofs TAG /mnt' (TAG is set on the VMM's side).\n"
-                "\n"
-                "Options:\n"
-                "      --socket PATH   the vhost-user socket to listen on (required)\n"
-                "      --list-root     allow listing the top (default: only names can be looked up)\n"
-                "      --root NAME     show only this root at the top (repeatable; with --roots-from:\n"
-                "                      the roots of both); a root not in the store is an error\n"
-                "      --roots-from FILE  show only the roots named in FILE, one a line (blanks\n"
-                "                      around a name, empty lines and lines starting with '#'\n"
-                "                      are ignored)\n"
                 "      --uid-gid U:G   report owner U and group G (default: 0:0)\n"
                 "      --xattr         expose user.castore.directory.digest / user.castore.blob.digest\n"
                 "  -j, --threads N     threads per request queue (default: 1)\n"
