@@ -14,20 +14,12 @@
 #include "chunker.h"
 #include "layout.h"
 #include "macro.h"
+#include "nodes.h"
 #include "outboard.h"
 #include "store.h"
 #include "tests.h"
 
 static char dir[64];
-
-static cas_node fnode(const char *name, const cas_digest *d, uint64_t size)
-{
-        return (cas_node){.type = CAS_NODE_FILE,
-                          .name = name,
-                          .name_len = (uint32_t)strlen(name),
-                          .digest = *d,
-                          .size = size};
-}
 
 static void damage(const cas_digest *d)
 {
@@ -81,8 +73,8 @@ int main(void)
         ASSERT(cas_blobstore_put(remote->blobs, big, big_n, &dbig) == 0);
         ASSERT(cas_blobstore_put(remote->blobs, small, small_n, &dsmall) == 0);
         ASSERT(cas_blobstore_put(remote->blobs, other, big_n, &dother) == 0);
-        cas_node nodes[] = {fnode("big", &dbig, big_n), fnode("other", &dother, big_n),
-                            fnode("small", &dsmall, small_n)};
+        cas_node nodes[] = {fnode("big", &dbig, big_n, false), fnode("other", &dother, big_n, false),
+                            fnode("small", &dsmall, small_n, false)};
         ASSERT(cas_directory_build(nodes, 3, &top) == 0);
         ASSERT(cas_directory_digest(top, &dtop) == 0);
         ASSERT(cas_metastore_put_closure(remote->meta, &top, 1, &got, &err) == 0);

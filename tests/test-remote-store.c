@@ -10,6 +10,7 @@
 #include "chunker.h"
 #include "layout.h"
 #include "macro.h"
+#include "nodes.h"
 #include "store.h"
 #include "tests.h"
 
@@ -105,15 +106,6 @@ static void test_blobs(cas_store *s)
         CHECK_RC(cas_blobstore_open_sized(s->blobs, &d, n, &rd), -EBADMSG);
         free(big);
         free(back);
-}
-
-static cas_node dnode(const char *name, const cas_digest *d, uint64_t size)
-{
-        return (cas_node){.type = CAS_NODE_DIRECTORY,
-                          .name = name,
-                          .name_len = (uint32_t)strlen(name),
-                          .digest = *d,
-                          .size = size};
 }
 
 static int count_root(const cas_node *n, void *userdata)
