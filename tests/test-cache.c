@@ -14,22 +14,19 @@
 #include "chunker.h"
 #include "layout.h"
 #include "macro.h"
-#include "nodes.h"
+#include "fixtures.h"
 #include "outboard.h"
 #include "store.h"
 #include "tests.h"
 
 static char dir[64];
 
+/* Damages the chunk d in the remote (dir/r). */
 static void damage(const cas_digest *d)
 {
-        char key[CAS_LAYOUT_KEY_MAX], path[256];
-        cas_layout_key(CAS_LAYOUT_CHUNKS, d, key);
-        snprintf(path, sizeof(path), "%s/r/%s", dir, key);
-        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        ASSERT(fd >= 0);
-        ASSERT(write(fd, "junk", 4) == 4);
-        close(fd);
+        char root[sizeof(dir) + 2];
+        snprintf(root, sizeof(root), "%s/r", dir);
+        damage_object(root, CAS_LAYOUT_CHUNKS, d);
 }
 
 static uint8_t *pattern(size_t n, unsigned seed)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "castore.h"
 #include "macro.h"
-#include "nodes.h"
+#include "fixtures.h"
 #include "tests.h"
 #include "vectors.h"
 

@@ -10,7 +10,7 @@
 #include "chunker.h"
 #include "layout.h"
 #include "macro.h"
-#include "nodes.h"
+#include "fixtures.h"
 #include "store.h"
 #include "tests.h"
 
@@ -26,13 +26,7 @@ static bool object_exists(const char *prefix, const cas_digest *d)
 
 static void damage(const char *prefix, const cas_digest *d)
 {
-        char key[CAS_LAYOUT_KEY_MAX], path[256];
-        cas_layout_key(prefix, d, key);
-        snprintf(path, sizeof(path), "%s/%s", dir, key);
-        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        ASSERT(fd >= 0);
-        ASSERT(write(fd, "junk", 4) == 4);
-        close(fd);
+        damage_object(dir, prefix, d);
 }
 
 static int read_all(cas_blob_reader *rd, uint8_t *buf, size_t n)

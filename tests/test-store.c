@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include "macro.h"
-#include "nodes.h"
+#include "fixtures.h"
 #include "store.h"
 #include "tests.h"
 
