@@ -27,18 +27,15 @@ casfs=$repo/build/src/cli/casfs
 while [ $# -gt 0 ]; do
         case $1 in
         --store) store=$2; shift 2 ;;
-        --scratch) scratch=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
         --unpinned) pinned=; shift ;;
-        --casfs) casfs=$2; shift 2 ;;
         -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-        *) echo "unknown option $1" >&2; exit 2 ;;
+        *) bench_option "$@" || { echo "unknown option $1" >&2; exit 2; }; shift "$took" ;;
         esac
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "$prog: --runs takes a positive number" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "$prog: needs root (drop_caches)" >&2; exit 1; }
 command -v b3sum >/dev/null || { echo "$prog: needs b3sum" >&2; exit 1; }
-[ -x "$casfs" ] || (cd "$repo" && { [ -d build ] || meson setup build >/dev/null; } && ninja -C build >/dev/null)
+build_casfs
 
 # The same CPUs for both tools. Pinned: CPU 0 (fsck's workers and every b3sum
 # process share it); unpinned: all online CPUs.
@@ -53,12 +50,8 @@ fi
 if [ -z "$store" ]; then
         store=$scratch/store
         if [ ! -d "$store/blobs" ]; then
-                corpus=$scratch/corpus
-                if [ ! -d "$corpus" ]; then
-                        echo "copying /usr/share and /usr/lib to $corpus ..." >&2
-                        mkdir -p "$corpus"
-                        cp -a /usr/share /usr/lib "$corpus/"
-                fi
+                corpus=
+                default_corpus
                 echo "importing $corpus into $store ..." >&2
                 "$casfs" --store "$store" import -q --name corpus "$corpus" >/dev/null
         fi

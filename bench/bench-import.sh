@@ -13,6 +13,7 @@ set -euo pipefail
 export LC_ALL=C
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/bench/common.sh"
 corpus=
 scratch=/var/tmp/casfs-bench
 runs=3
@@ -20,30 +21,20 @@ casfs=$repo/build/src/cli/casfs
 while [ $# -gt 0 ]; do
         case $1 in
         --corpus) corpus=$2; shift 2 ;;
-        --scratch) scratch=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
-        --casfs) casfs=$2; shift 2 ;;
         --quick) corpus=/usr/share/doc; runs=1; shift ;;
         -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-        *) echo "unknown option $1" >&2; exit 2 ;;
+        *) bench_option "$@" || { echo "unknown option $1" >&2; exit 2; }; shift "$took" ;;
         esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench-import: needs root (drop_caches)" >&2; exit 1; }
-[ -x "$casfs" ] || (cd "$repo" && { [ -d build ] || meson setup build >/dev/null; } && ninja -C build >/dev/null)
+build_casfs
 mkdir -p "$scratch"
-if [ -z "$corpus" ]; then
-        corpus=$scratch/corpus
-        if [ ! -d "$corpus" ]; then
-                echo "copying /usr/share and /usr/lib to $corpus ..." >&2
-                mkdir -p "$corpus"
-                cp -a /usr/share /usr/lib "$corpus/"
-        fi
-fi
+default_corpus
 work=$scratch/import-work
 trap 'rm -rf "$work"' EXIT
 
-drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-# timed NAME COMMAND...: cold, records seconds and peak RSS (KiB)
+# timed NAME COMMAND...: cold, records seconds and peak RSS (KiB); in place
+# of common.sh's
 declare -A secs rss
 timed() {
         local name=$1 out

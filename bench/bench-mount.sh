@@ -34,15 +34,12 @@ seed=1234
 while [ $# -gt 0 ]; do
         case $1 in
         --corpus) corpus=$2; shift 2 ;;
-        --scratch) scratch=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
         --unpinned) pin=(); shift ;;
-        --casfs) casfs=$2; shift 2 ;;
         --baseline) baseline=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         --ios) ios=$2; shift 2 ;;
         -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
-        *) echo "unknown option $1" >&2; exit 2 ;;
+        *) bench_option "$@" || { echo "unknown option $1" >&2; exit 2; }; shift "$took" ;;
         esac
 done
 all=(native squashfuse_ll squashfuse casfs casfs-noverify)
@@ -56,17 +53,10 @@ for s in "${only_systems[@]}"; do
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench-mount: needs root (drop_caches, mounts)" >&2; exit 1; }
 command -v fio >/dev/null || { echo "bench-mount: needs fio (scripts/install-deps.sh --bench)" >&2; exit 1; }
-[ -x "$casfs" ] || (cd "$repo" && { [ -d build ] || meson setup build >/dev/null; } && ninja -C build >/dev/null)
+build_casfs
 
 mkdir -p "$scratch"
-if [ -z "$corpus" ]; then
-        corpus=$scratch/corpus
-        if [ ! -d "$corpus" ]; then
-                echo "copying /usr/share and /usr/lib to $corpus ..." >&2
-                mkdir -p "$corpus"
-                cp -a /usr/share /usr/lib "$corpus/"
-        fi
-fi
+default_corpus
 store=$scratch/store
 store_base=$scratch/store-baseline
 img=$scratch/corpus.squashfs

@@ -43,6 +43,7 @@ set -euo pipefail
 export LC_ALL=C
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/bench/common.sh"
 corpus=
 scratch=/var/tmp/casfs-bench
 runs=3
@@ -61,19 +62,16 @@ while [ $# -gt 0 ]; do
         --max-seconds) max_secs=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         --corpus) corpus=$2; shift 2 ;;
-        --scratch) scratch=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
-        --casfs) casfs=$2; shift 2 ;;
         --jobs) jobs=$2; shift 2 ;;
         --quick) quick=true; runs=1; shift ;;
         -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
-        *) echo "unknown option $1" >&2; exit 2 ;;
+        *) bench_option "$@" || { echo "unknown option $1" >&2; exit 2; }; shift "$took" ;;
         esac
 done
 for c in rclone radosgw ceph-mon ceph-osd curl; do
         command -v "$c" >/dev/null || { echo "bench-remote: $c is missing (scripts/install-deps.sh --bench)" >&2; exit 1; }
 done
-[ -x "$casfs" ] || (cd "$repo" && { [ -d build ] || meson setup build >/dev/null; } && ninja -C build >/dev/null)
+build_casfs
 mkdir -p "$scratch"
 if [ -z "$corpus" ]; then
         if $quick; then
@@ -97,7 +95,6 @@ mkdir -p "$work"
 
 . "$repo/tests/lib/rgw.sh"
 . "$repo/tests/lib/nginx.sh"
-. "$repo/bench/common.sh"
 prog=bench-remote
 mnt=$work/mnt
 daemon=
@@ -164,7 +161,6 @@ mem=$((corpus_bytes * 3 + (512 << 20)))
 
 "$casfs" --store "$work/store-changed" import -q --name corpus "$changed" >/dev/null
 
-now() { date +%s.%N; }
 # usage BUCKET: 'PUT-REQUESTS BYTES-RECEIVED' of the bucket so far (RGW's usage log)
 usage() {
         sleep 3 # the gateway flushes its usage log every second

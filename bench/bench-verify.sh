@@ -29,15 +29,12 @@ casfs=$repo/build/src/cli/casfs
 only=
 while [ $# -gt 0 ]; do
         case $1 in
-        --scratch) scratch=$2; shift 2 ;;
         --size) size=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
         --ios) ios=$2; shift 2 ;;
         --unpinned) pin=(); shift ;;
-        --casfs) casfs=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-        *) echo "unknown option $1" >&2; exit 2 ;;
+        *) bench_option "$@" || { echo "unknown option $1" >&2; exit 2; }; shift "$took" ;;
         esac
 done
 all=(native casfs-noverify casfs)
@@ -51,7 +48,7 @@ fi
 [ "$(id -u)" -eq 0 ] || { echo "bench-verify: needs root (drop_caches, mounts)" >&2; exit 1; }
 command -v fio >/dev/null || { echo "bench-verify: needs fio (scripts/install-deps.sh --bench)" >&2; exit 1; }
 [[ $size =~ ^[0-9]+[KMG]?$ ]] || { echo "bench-verify: --size takes a number with an optional K, M or G" >&2; exit 2; }
-[ -x "$casfs" ] || (cd "$repo" && { [ -d build ] || meson setup build >/dev/null; } && ninja -C build >/dev/null)
+build_casfs
 
 work=$scratch/verify
 blob=$work/blob-$size

@@ -1,7 +1,38 @@
-# Helpers shared by bench-mount.sh, bench-verify.sh and bench-fsck.sh (sourced, not run).
-# The caller sets: prog (its name, for messages), pin (array: taskset or
+# Helpers shared by the benchmarks (sourced, not run). The caller sets: repo
+# (the source tree), prog (its name, for messages), pin (array: taskset or
 # empty), mnt (the mountpoint), daemon (PID of the FUSE daemon it started, or
-# empty), ios and seed (for randread).
+# empty), ios and seed (for randread), scratch, runs and casfs (bench_option)
+# and corpus (default_corpus).
+
+# bench_option ARGS...: one of the options the benchmarks share, at the front
+# of ARGS: --scratch DIR, --runs N or --casfs PATH, each setting its
+# variable; took is then how many words it used. Returns 1 for another.
+bench_option() {
+        case $1 in
+        --scratch) scratch=$2 ;;
+        --runs) runs=$2 ;;
+        --casfs) casfs=$2 ;;
+        *) return 1 ;;
+        esac
+        took=2
+}
+
+# build_casfs: builds the tree (meson, ninja) when $casfs is not there
+build_casfs() {
+        [ -x "$casfs" ] || (cd "$repo" && { [ -d build ] || meson setup build >/dev/null; } && ninja -C build >/dev/null)
+}
+
+# default_corpus: without --corpus, $scratch/corpus, a copy of /usr/share and
+# /usr/lib made the first time
+default_corpus() {
+        [ -z "$corpus" ] || return 0
+        corpus=$scratch/corpus
+        if [ ! -d "$corpus" ]; then
+                echo "copying /usr/share and /usr/lib to $corpus ..." >&2
+                mkdir -p "$corpus"
+                cp -a /usr/share /usr/lib "$corpus/"
+        fi
+}
 
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 now() { date +%s.%N; }

@@ -14,30 +14,19 @@
 #include "chunker.h"
 #include "layout.h"
 #include "macro.h"
+#include "fixtures.h"
 #include "outboard.h"
 #include "store.h"
 #include "tests.h"
 
 static char dir[64];
 
-static cas_node fnode(const char *name, const cas_digest *d, uint64_t size)
-{
-        return (cas_node){.type = CAS_NODE_FILE,
-                          .name = name,
-                          .name_len = (uint32_t)strlen(name),
-                          .digest = *d,
-                          .size = size};
-}
-
+/* Damages the chunk d in the remote (dir/r). */
 static void damage(const cas_digest *d)
 {
-        char key[CAS_LAYOUT_KEY_MAX], path[256];
-        cas_layout_key(CAS_LAYOUT_CHUNKS, d, key);
-        snprintf(path, sizeof(path), "%s/r/%s", dir, key);
-        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        ASSERT(fd >= 0);
-        ASSERT(write(fd, "junk", 4) == 4);
-        close(fd);
+        char root[sizeof(dir) + 2];
+        snprintf(root, sizeof(root), "%s/r", dir);
+        damage_object(root, CAS_LAYOUT_CHUNKS, d);
 }
 
 static uint8_t *pattern(size_t n, unsigned seed)
@@ -81,8 +70,8 @@ int main(void)
         ASSERT(cas_blobstore_put(remote->blobs, big, big_n, &dbig) == 0);
         ASSERT(cas_blobstore_put(remote->blobs, small, small_n, &dsmall) == 0);
         ASSERT(cas_blobstore_put(remote->blobs, other, big_n, &dother) == 0);
-        cas_node nodes[] = {fnode("big", &dbig, big_n), fnode("other", &dother, big_n),
-                            fnode("small", &dsmall, small_n)};
+        cas_node nodes[] = {fnode("big", &dbig, big_n, false), fnode("other", &dother, big_n, false),
+                            fnode("small", &dsmall, small_n, false)};
         ASSERT(cas_directory_build(nodes, 3, &top) == 0);
         ASSERT(cas_directory_digest(top, &dtop) == 0);
         ASSERT(cas_metastore_put_closure(remote->meta, &top, 1, &got, &err) == 0);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "castore.h"
 #include "macro.h"
+#include "fixtures.h"
 #include "tests.h"
 #include "vectors.h"
 
@@ -13,16 +14,6 @@ static const vector_dir *vdir(const char *name)
         exit(1);
 }
 
-static cas_node dnode(const char *name, const cas_digest *d, uint64_t size)
-{
-        return (cas_node){.type = CAS_NODE_DIRECTORY, .name = name, .name_len = (uint32_t)strlen(name),
-                          .digest = *d, .size = size};
-}
-static cas_node fnode(const char *name, const cas_digest *d, uint64_t size, bool x)
-{
-        return (cas_node){.type = CAS_NODE_FILE, .name = name, .name_len = (uint32_t)strlen(name),
-                          .digest = *d, .size = size, .executable = x};
-}
 static cas_node lnode(const char *name, const char *target, size_t target_len)
 {
         return (cas_node){.type = CAS_NODE_SYMLINK, .name = name, .name_len = (uint32_t)strlen(name),

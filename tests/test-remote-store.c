@@ -10,6 +10,7 @@
 #include "chunker.h"
 #include "layout.h"
 #include "macro.h"
+#include "fixtures.h"
 #include "store.h"
 #include "tests.h"
 
@@ -25,13 +26,7 @@ static bool object_exists(const char *prefix, const cas_digest *d)
 
 static void damage(const char *prefix, const cas_digest *d)
 {
-        char key[CAS_LAYOUT_KEY_MAX], path[256];
-        cas_layout_key(prefix, d, key);
-        snprintf(path, sizeof(path), "%s/%s", dir, key);
-        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        ASSERT(fd >= 0);
-        ASSERT(write(fd, "junk", 4) == 4);
-        close(fd);
+        damage_object(dir, prefix, d);
 }
 
 static int read_all(cas_blob_reader *rd, uint8_t *buf, size_t n)
@@ -105,15 +100,6 @@ static void test_blobs(cas_store *s)
         CHECK_RC(cas_blobstore_open_sized(s->blobs, &d, n, &rd), -EBADMSG);
         free(big);
         free(back);
-}
-
-static cas_node dnode(const char *name, const cas_digest *d, uint64_t size)
-{
-        return (cas_node){.type = CAS_NODE_DIRECTORY,
-                          .name = name,
-                          .name_len = (uint32_t)strlen(name),
-                          .digest = *d,
-                          .size = size};
 }
 
 static int count_root(const cas_node *n, void *userdata)

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "fixtures.h"
 #include "store.h"
 #include "tests.h"
 
@@ -135,12 +136,6 @@ static cas_directory *mkdir_nodes(const cas_node *nodes, size_t n)
         cas_directory *d;
         ASSERT(cas_directory_build(nodes, n, &d) == 0);
         return d;
-}
-
-static cas_node dnode(const char *name, const cas_digest *d, uint64_t size)
-{
-        return (cas_node){.type = CAS_NODE_DIRECTORY, .name = name, .name_len = (uint32_t)strlen(name),
-                          .digest = *d, .size = size};
 }
 
 static void test_meta(cas_metastore *ms)

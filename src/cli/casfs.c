@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,17 @@ int cli_open_store(int flags, cas_store **ret)
         return cli_open_address(path, flags, ret);
 }
 
+int cli_start(const char *cmd, int argc, int min_args, int max_args, const char *takes, cas_store **ret)
+{
+        if (argc - optind < min_args || argc - optind > max_args) {
+                log_error("%s: takes %s", cmd, takes);
+                return EXIT_USAGE;
+        }
+        if (cli_open_store(0, ret) < 0)
+                return 1;
+        return -1;
+}
+
 int cli_parse_uid_gid(const char *s, unsigned *ret_uid, unsigned *ret_gid)
 {
         char *end;
@@ -146,8 +158,14 @@ int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_option
         return cli_roots_option(cmd, c, arg, eo);
 }
 
+void cli_serve_options_done(cli_serve_options *so)
+{
+        free(so->log_path);
+        so->log_path = NULL;
+}
+
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
-               void (*help)(FILE *f), cas_engine_options *eo)
+               void (*help)(FILE *f), cli_serve_options *so)
 {
         int c, r;
 
@@ -160,13 +178,35 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, co
                         fprintf(stderr, "Try 'casfs %s --help'.\n", cmd);
                         return CLI_GETOPT_USAGE;
                 }
-                r = cli_engine_option(cmd, c, optarg, eo);
+                if (c == 'l') {
+                        cli_serve_options_done(so);
+                        if (cli_log_check(cmd, optarg, &so->log_path) < 0)
+                                return CLI_GETOPT_FAIL;
+                        continue;
+                }
+                r = cli_engine_option(cmd, c, optarg, &so->eo);
+                if (r == 0)
+                        r = cli_remote_option(cmd, c, optarg, &so->ro);
                 if (r < 0)
                         return r == -EINVAL ? CLI_GETOPT_USAGE : CLI_GETOPT_FAIL;
                 if (r == 0)
                         break;
         }
         return c;
+}
+
+int cli_getopt_status(int c)
+{
+        return c == CLI_GETOPT_HELP ? 0 : c == CLI_GETOPT_FAIL ? 1 : EXIT_USAGE;
+}
+
+void cli_block_stop_signals(sigset_t *ret)
+{
+        sigemptyset(ret);
+        sigaddset(ret, SIGINT);
+        sigaddset(ret, SIGTERM);
+        sigaddset(ret, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, ret, NULL);
 }
 
 /* The serving commands run without glibc's per-thread cache of freed blocks

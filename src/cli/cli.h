@@ -4,6 +4,7 @@
 /* Shared by the CLI's command files. Exit statuses: 0 success, 1 failure, 2 usage. */
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -24,6 +25,10 @@ extern const char *arg_ca_bundle;
 int cli_open_store(int flags, cas_store **ret);
 /* The same for a store named otherwise (copy's SRC and DST). */
 int cli_open_address(const char *address, int flags, cas_store **ret);
+/* What a command does after its options: its arguments counted (from
+ * min_args to max_args, else "CMD: takes TAKES"), then the store opened
+ * (cli_open_store). -1 and *ret to go on, else the exit status. */
+int cli_start(const char *cmd, int argc, int min_args, int max_args, const char *takes, cas_store **ret);
 /* Says so and returns -EROFS for a store that cannot be written (http). */
 int cli_require_writable(const char *cmd, cas_store *s);
 
@@ -97,6 +102,9 @@ int cli_engine_option(const char *cmd, int c, const char *arg, cas_engine_option
  * when a name is not a valid root name, another -errno (said) when FILE
  * cannot be read. */
 int cli_roots_option(const char *cmd, int c, const char *arg, cas_engine_options *eo);
+/* Their lines in a command's --help, with --list-root's: the descriptions at
+ * column col, as the command's other lines have theirs. */
+void cli_roots_help(FILE *f, int col);
 /* Once the store is open: each name once, and every one a root of s; says
  * which are not (one line each, for the first ten, then how many more) and
  * returns -ENOENT, or -errno when the store fails. 0 when no option named
@@ -118,18 +126,6 @@ int cli_log_check(const char *cmd, const char *path, char **ret_absolute);
 /* Switches the log's sink as described above; says why and returns -errno
  * when it cannot (the sink is then left as it was). */
 int cli_log_choose(const char *cmd, const char *path, bool background);
-
-/* getopt_long for mount and virtiofs, applying the options above itself
- * and answering --help with help(stdout): the next other option, -1 at the
- * end, CLI_GETOPT_HELP once the help is shown, CLI_GETOPT_USAGE when an
- * option is unknown or its argument bad (said), CLI_GETOPT_FAIL when it
- * cannot be applied (said: a --roots-from FILE that cannot be read). */
-#define CLI_GETOPT_USAGE (-2)
-#define CLI_GETOPT_HELP (-3)
-#define CLI_GETOPT_FAIL (-4)
-struct option;
-int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
-               void (*help)(FILE *f), cas_engine_options *eo);
 
 /* Their entries (and --help's) in a command's table of long options. */
 #define CLI_ENGINE_LONG_OPTIONS                                                                    \
@@ -181,3 +177,37 @@ int cli_remote_option(const char *cmd, int c, const char *arg, cli_remote_option
  * one through its cache. Says why and returns -errno when it cannot (also
  * when cache options are given for a local store). */
 int cli_open_served_store(const char *cmd, const cli_remote_options *ro, cas_store **ret);
+
+/* What mount and virtiofs share: the engine's options above, --log FILE and
+ * the remote store's options. */
+typedef struct cli_serve_options {
+        cas_engine_options eo;
+        cli_remote_options ro;
+        char *log_path; /* --log FILE, absolute (cli_log_check); NULL: not given */
+} cli_serve_options;
+/* Frees what so holds (log_path). */
+void cli_serve_options_done(cli_serve_options *so);
+/* Their entries in a command's table of long options (the engine's, --help,
+ * --log, the remote store's). */
+#define CLI_SERVE_LONG_OPTIONS                                                                                 \
+        CLI_ENGINE_LONG_OPTIONS, {"log", required_argument, NULL, 'l'}, CLI_REMOTE_LONG_OPTIONS
+
+/* getopt_long for mount and virtiofs, applying the options above to so itself
+ * and answering --help with help(stdout): the next other option, -1 at the
+ * end, CLI_GETOPT_HELP once the help is shown, CLI_GETOPT_USAGE when an
+ * option is unknown or its argument bad (said), CLI_GETOPT_FAIL when it
+ * cannot be applied (said: a --roots-from FILE that cannot be read, a --log
+ * FILE that cannot be opened). */
+#define CLI_GETOPT_USAGE (-2)
+#define CLI_GETOPT_HELP (-3)
+#define CLI_GETOPT_FAIL (-4)
+struct option;
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
+               void (*help)(FILE *f), cli_serve_options *so);
+/* The exit status for what cli_getopt returned in place of an option: 0
+ * after --help, 1 when an option could not be applied, 2 (usage) else. */
+int cli_getopt_status(int c);
+/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, the set of them in
+ * ret: called before any thread starts, the serving loop alone takes them
+ * (sigtimedwait). */
+void cli_block_stop_signals(sigset_t *ret);

@@ -34,14 +34,8 @@ typedef struct root_list {
 static int add_root(const cas_node *n, void *userdata)
 {
         root_list *l = userdata;
-        if (l->n == l->alloc) {
-                size_t na = l->alloc ? l->alloc * 2 : 16;
-                cas_node **nn = realloc(l->nodes, na * sizeof(*nn));
-                if (!nn)
-                        return -ENOMEM;
-                l->nodes = nn;
-                l->alloc = na;
-        }
+        if (CAS_GROW(l->nodes, l->alloc, l->n, 16) < 0)
+                return -ENOMEM;
         l->nodes[l->n] = cas_node_dup(n, NULL, 0);
         if (!l->nodes[l->n])
                 return -ENOMEM;

@@ -30,9 +30,8 @@ static int simple_options(int argc, char **argv, const char *usage, const char *
         return -1;
 }
 
-/* What each of them does first: its options, its arguments counted (from
- * min_args to max_args, else "CMD: takes TAKES"), the store opened. -1 and
- * *ret to go on, else the exit status. */
+/* What each of them does first: its options, then cli_start. -1 and *ret to
+ * go on, else the exit status. */
 static int start_command(int argc, char **argv, const char *cmd, const char *args,
                          const char *text, int min_args, int max_args, const char *takes,
                          cas_store **ret)
@@ -44,13 +43,7 @@ static int start_command(int argc, char **argv, const char *cmd, const char *arg
         r = simple_options(argc, argv, usage, text);
         if (r >= 0)
                 return r;
-        if (argc - optind < min_args || argc - optind > max_args) {
-                log_error("%s: takes %s", cmd, takes);
-                return EXIT_USAGE;
-        }
-        if (cli_open_store(0, ret) < 0)
-                return 1;
-        return -1;
+        return cli_start(cmd, argc, min_args, max_args, takes, ret);
 }
 
 static const char *digest_or_dash(const cas_node *n, char buf[static CAS_DIGEST_TEXT_MAX])

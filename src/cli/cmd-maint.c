@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 
 #include "cache.h"
@@ -27,11 +28,10 @@ int cmd_rm(int argc, char **argv)
                 default:
                         return EXIT_USAGE;
                 }
-        if (optind >= argc) {
-                log_error("rm: takes NAME...");
-                return EXIT_USAGE;
-        }
-        if (cli_open_store(0, &s) < 0 || cli_require_writable("rm", s) < 0)
+        r = cli_start("rm", argc, 1, INT_MAX, "NAME...", &s);
+        if (r >= 0)
+                return r;
+        if (cli_require_writable("rm", s) < 0)
                 return 1;
         for (int i = optind; i < argc; i++) {
                 _cleanup_free_ cas_node *n = NULL;
@@ -139,12 +139,9 @@ int cmd_fsck(int argc, char **argv)
                 default:
                         return EXIT_USAGE;
                 }
-        if (optind != argc) {
-                log_error("fsck: takes no arguments");
-                return EXIT_USAGE;
-        }
-        if (cli_open_store(0, &s) < 0)
-                return 1;
+        r = cli_start("fsck", argc, 0, 0, "no arguments", &s);
+        if (r >= 0)
+                return r;
 
         o.cache = cas_cache_is_cache(s->dir_fd) > 0;
         r = cas_fsck(s->blobs, s->meta, n_threads, print_finding, &o, &st);
@@ -194,12 +191,9 @@ int cmd_gc(int argc, char **argv)
                 default:
                         return EXIT_USAGE;
                 }
-        if (optind != argc) {
-                log_error("gc: takes no arguments");
-                return EXIT_USAGE;
-        }
-        if (cli_open_store(0, &s) < 0)
-                return 1;
+        r = cli_start("gc", argc, 0, 0, "no arguments", &s);
+        if (r >= 0)
+                return r;
         if (s->remote) { /* chunks are shared by blobs, and directories by closures */
                 log_error("gc: %s: not supported on a remote store", s->path);
                 return 1;

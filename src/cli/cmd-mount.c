@@ -16,24 +16,19 @@
 
 static void mount_help(FILE *f)
 {
+        fputs("Usage: casfs [--store PATH] mount [OPTIONS] MOUNTPOINT\n"
+              "\n"
+              "Mounts the store's roots as a read-only filesystem: each root appears\n"
+              "under its name at the top of MOUNTPOINT; everything is loaded lazily and\n"
+              "read straight from the store. Roots added, replaced or removed while\n"
+              "mounted show at the top without a remount. Without -f, returns once the\n"
+              "mount answers and keeps serving in the background, detached: its own\n"
+              "session, standard input, output and error on /dev/null. SIGINT, SIGTERM\n"
+              "and 'fusermount3 -u MOUNTPOINT' (or umount) end it and unmount.\n"
+              "\n"
+              "Options:\n", f);
+        cli_roots_help(f, 21);
         fprintf(f,
-                "Usage: casfs [--store PATH] mount [OPTIONS] MOUNTPOINT\n"
-                "\n"
-                "Mounts the store's roots as a read-only filesystem: each root appears\n"
-                "under its name at the top of MOUNTPOINT; everything is loaded lazily and\n"
-                "read straight from the store. Roots added, replaced or removed while\n"
-                "mounted show at the top without a remount. Without -f, returns once the\n"
-                "mount answers and keeps serving in the background, detached: its own\n"
-                "session, standard input, output and error on /dev/null. SIGINT, SIGTERM\n"
-                "and 'fusermount3 -u MOUNTPOINT' (or umount) end it and unmount.\n"
-                "\n"
-                "Options:\n"
-                "      --list-root    allow listing the top (default: only names can be looked up)\n"
-                "      --root NAME    show only this root at the top (repeatable; with --roots-from:\n"
-                "                     the roots of both); a root not in the store is an error\n"
-                "      --roots-from FILE  show only the roots named in FILE, one a line (blanks\n"
-                "                     around a name, empty lines and lines starting with '#'\n"
-                "                     are ignored)\n"
                 "  -j, --threads N    worker threads (default: number of CPUs)\n"
                 "      --allow-other  let other users access the mount\n"
                 "      --uid-gid U:G  report owner U and group G (default: 0:0)\n"
@@ -97,20 +92,19 @@ int cmd_mount(int argc, char **argv)
                 {"foreground", no_argument, NULL, 'f'},
                 {"passthrough", no_argument, NULL, 'T'},
                 {"read-ahead", required_argument, NULL, 'R'},
-                {"log", required_argument, NULL, 'l'},
-                CLI_ENGINE_LONG_OPTIONS,
-                /* remote stores */
-                CLI_REMOTE_LONG_OPTIONS,
+                CLI_SERVE_LONG_OPTIONS,
                 {},
         };
-        cli_remote_options ro = CLI_REMOTE_OPTIONS_INIT;
-        cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH, .direct_io = true};
+        _cleanup_(cli_serve_options_done) cli_serve_options so = {
+                .eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH, .direct_io = true},
+                .ro = CLI_REMOTE_OPTIONS_INIT,
+        };
         cas_fuse_options fo = {.read_ahead_kib = CLI_DEFAULT_READ_AHEAD};
-        _cleanup_free_ char *log_path = NULL, *mp = NULL, *store_path = NULL;
+        _cleanup_free_ char *mp = NULL, *store_path = NULL;
         bool foreground = false;
         int c, r;
 
-        while ((c = cli_getopt("mount", argc, argv, "j:fdh", options, mount_help, &eo)) >= 0) {
+        while ((c = cli_getopt("mount", argc, argv, "j:fdh", options, mount_help, &so)) >= 0) {
                 switch (c) {
                 case 'j':
                         if (cli_parse_number("mount", "threads", optarg, 1, 64, &fo.threads) < 0)
@@ -130,21 +124,10 @@ int cmd_mount(int argc, char **argv)
                 case 'f':
                         foreground = true;
                         break;
-                case 'l':
-                        free(log_path);
-                        log_path = NULL;
-                        if (cli_log_check("mount", optarg, &log_path) < 0)
-                                return 1;
-                        break;
-                default:
-                        /* remote stores */
-                        if (cli_remote_option("mount", c, optarg, &ro) < 0)
-                                return EXIT_USAGE;
-                        break;
                 }
         }
         if (c != -1)
-                return c == CLI_GETOPT_HELP ? 0 : c == CLI_GETOPT_FAIL ? 1 : EXIT_USAGE;
+                return cli_getopt_status(c);
         if (argc - optind != 1) {
                 log_error("mount: takes one MOUNTPOINT; try 'casfs mount --help'");
                 return EXIT_USAGE;
@@ -161,10 +144,10 @@ int cmd_mount(int argc, char **argv)
         /* the store is opened after any fork: LMDB handles do not survive one */
         {
                 _cleanup_(cas_store_freep) cas_store *probe = NULL;
-                if (cli_open_served_store("mount", &ro, &probe) < 0)
+                if (cli_open_served_store("mount", &so.ro, &probe) < 0)
                         return 1;
                 /* --root and --roots-from name roots the store has */
-                if (cli_roots_check("mount", probe, &eo) < 0)
+                if (cli_roots_check("mount", probe, &so.eo) < 0)
                         return 1;
                 /* the mount's source: mount(8) then finds an fstab line
                  * mounted already, and findmnt shows which store it is */
@@ -209,21 +192,17 @@ int cmd_mount(int argc, char **argv)
                  * the errors of setting it up */
         }
 
-        sigset_t signals;
-        sigemptyset(&signals);
-        sigaddset(&signals, SIGINT);
-        sigaddset(&signals, SIGTERM);
-        sigaddset(&signals, SIGHUP);
         /* blocked before any thread starts, so that only cas_fuse_wait takes them */
-        pthread_sigmask(SIG_BLOCK, &signals, NULL);
+        sigset_t signals;
+        cli_block_stop_signals(&signals);
 
         _cleanup_(cas_store_freep) cas_store *s = NULL;
         cas_fuse *f = NULL;
         _cleanup_free_ char *error = NULL;
         char status = 1;
-        r = cli_open_served_store("mount", &ro, &s);
+        r = cli_open_served_store("mount", &so.ro, &s);
         if (r >= 0) {
-                r = cas_fuse_mount(s, &eo, &fo, mp, &f, &error);
+                r = cas_fuse_mount(s, &so.eo, &fo, mp, &f, &error);
                 if (r < 0)
                         log_error("mount: %s", error ? error : strerror(-r));
         }
@@ -244,7 +223,7 @@ int cmd_mount(int argc, char **argv)
          * default file), and a daemon holds none of its caller's descriptors,
          * so that 'casfs mount DIR | cat' returns at once */
         if (r >= 0)
-                r = cli_log_choose("mount", log_path, !foreground);
+                r = cli_log_choose("mount", so.log_path, !foreground);
         if (r >= 0 && !foreground) {
                 int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
                 if (null >= 0) {

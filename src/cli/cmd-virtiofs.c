@@ -16,23 +16,18 @@
 
 static void virtiofs_help(FILE *f)
 {
+        fputs("Usage: casfs [--store PATH] virtiofs --socket PATH [OPTIONS]\n"
+              "\n"
+              "Serves the store's roots to a virtual machine as a virtiofs device: a\n"
+              "vhost-user-fs back-end listening on the UNIX socket PATH (a stale socket\n"
+              "file there is replaced). Serves one VMM connection and exits 0 when the\n"
+              "VMM disconnects; SIGINT and SIGTERM end it. In the guest:\n"
+              "'mount -t virtiofs TAG /mnt' (TAG is set on the VMM's side).\n"
+              "\n"
+              "Options:\n"
+              "      --socket PATH   the vhost-user socket to listen on (required)\n", f);
+        cli_roots_help(f, 22);
         fprintf(f,
-                "Usage: casfs [--store PATH] virtiofs --socket PATH [OPTIONS]\n"
-                "\n"
-                "Serves the store's roots to a virtual machine as a virtiofs device: a\n"
-                "vhost-user-fs back-end listening on the UNIX socket PATH (a stale socket\n"
-                "file there is replaced). Serves one VMM connection and exits 0 when the\n"
-                "VMM disconnects; SIGINT and SIGTERM end it. In the guest:\n"
-                "'mount -t virtiofs TAG /mnt' (TAG is set on the VMM's side).\n"
-                "\n"
-                "Options:\n"
-                "      --socket PATH   the vhost-user socket to listen on (required)\n"
-                "      --list-root     allow listing the top (default: only names can be looked up)\n"
-                "      --root NAME     show only this root at the top (repeatable; with --roots-from:\n"
-                "                      the roots of both); a root not in the store is an error\n"
-                "      --roots-from FILE  show only the roots named in FILE, one a line (blanks\n"
-                "                      around a name, empty lines and lines starting with '#'\n"
-                "                      are ignored)\n"
                 "      --uid-gid U:G   report owner U and group G (default: 0:0)\n"
                 "      --xattr         expose user.castore.directory.digest / user.castore.blob.digest\n"
                 "  -j, --threads N     threads per request queue (default: 1)\n"
@@ -55,20 +50,18 @@ int cmd_virtiofs(int argc, char **argv)
                 {"socket", required_argument, NULL, 'S'},
                 {"threads", required_argument, NULL, 'j'},
                 {"queues", required_argument, NULL, 'Q'},
-                {"log", required_argument, NULL, 'l'},
-                CLI_ENGINE_LONG_OPTIONS,
-                /* remote stores */
-                CLI_REMOTE_LONG_OPTIONS,
+                CLI_SERVE_LONG_OPTIONS,
                 {},
         };
-        cli_remote_options ro = CLI_REMOTE_OPTIONS_INIT;
-        cas_engine_options eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH};
+        _cleanup_(cli_serve_options_done) cli_serve_options so = {
+                .eo = {.verify = true, .prefetch = CLI_DEFAULT_PREFETCH},
+                .ro = CLI_REMOTE_OPTIONS_INIT,
+        };
         const char *socket_path = NULL;
-        _cleanup_free_ char *log_path = NULL;
         unsigned threads = 1, queues = 8;
         int c, r;
 
-        while ((c = cli_getopt("virtiofs", argc, argv, "j:dh", options, virtiofs_help, &eo)) >= 0) {
+        while ((c = cli_getopt("virtiofs", argc, argv, "j:dh", options, virtiofs_help, &so)) >= 0) {
                 switch (c) {
                 case 'S':
                         socket_path = optarg;
@@ -81,38 +74,23 @@ int cmd_virtiofs(int argc, char **argv)
                         if (cli_parse_number("virtiofs", "queues", optarg, 1, CAS_VHOST_QUEUES_MAX - 1, &queues) < 0)
                                 return EXIT_USAGE;
                         break;
-                case 'l':
-                        free(log_path);
-                        log_path = NULL;
-                        if (cli_log_check("virtiofs", optarg, &log_path) < 0)
-                                return 1;
-                        break;
-                default:
-                        /* remote stores */
-                        if (cli_remote_option("virtiofs", c, optarg, &ro) < 0)
-                                return EXIT_USAGE;
-                        break;
                 }
         }
         if (c != -1)
-                return c == CLI_GETOPT_HELP ? 0 : c == CLI_GETOPT_FAIL ? 1 : EXIT_USAGE;
+                return cli_getopt_status(c);
         if (!socket_path || optind != argc) {
                 log_error("virtiofs: needs --socket PATH and nothing else; try 'casfs virtiofs --help'");
                 return EXIT_USAGE;
         }
 
         _cleanup_(cas_store_freep) cas_store *s = NULL;
-        if (cli_open_served_store("virtiofs", &ro, &s) < 0)
+        if (cli_open_served_store("virtiofs", &so.ro, &s) < 0)
                 return 1;
-        if (cli_roots_check("virtiofs", s, &eo) < 0)
+        if (cli_roots_check("virtiofs", s, &so.eo) < 0)
                 return 1;
 
         sigset_t signals;
-        sigemptyset(&signals);
-        sigaddset(&signals, SIGINT);
-        sigaddset(&signals, SIGTERM);
-        sigaddset(&signals, SIGHUP);
-        pthread_sigmask(SIG_BLOCK, &signals, NULL);
+        cli_block_stop_signals(&signals);
         signal(SIGPIPE, SIG_IGN);
 
         _cleanup_close_ int listen_fd = -1;
@@ -122,7 +100,7 @@ int cmd_virtiofs(int argc, char **argv)
                           r == -EEXIST ? "exists and is not a socket" : strerror(-r));
                 return 1;
         }
-        if (cli_log_choose("virtiofs", log_path, false) < 0) {
+        if (cli_log_choose("virtiofs", so.log_path, false) < 0) {
                 unlink(socket_path);
                 return 1;
         }
@@ -146,7 +124,7 @@ int cmd_virtiofs(int argc, char **argv)
                 return 0;
 
         cas_engine *e = NULL;
-        r = cas_engine_new(s, &eo, NULL, &e);
+        r = cas_engine_new(s, &so.eo, NULL, &e);
         if (r < 0) {
                 log_error("virtiofs: %s", strerror(-r));
                 close(conn);

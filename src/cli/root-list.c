@@ -15,6 +15,20 @@
 static char **arg_roots;
 static size_t arg_n_roots, arg_roots_alloc;
 
+void cli_roots_help(FILE *f, int col)
+{
+        const int opt = (int)strlen("      --list-root"); /* and "      --root NAME" */
+
+        fprintf(f,
+                "      --list-root%*sallow listing the top (default: only names can be looked up)\n"
+                "      --root NAME%*sshow only this root at the top (repeatable; with --roots-from:\n"
+                "%*sthe roots of both); a root not in the store is an error\n"
+                "      --roots-from FILE  show only the roots named in FILE, one a line (blanks\n"
+                "%*saround a name, empty lines and lines starting with '#'\n"
+                "%*sare ignored)\n",
+                col - opt, "", col - opt, "", col, "", col, "", col, "");
+}
+
 static int oom(const char *cmd)
 {
         log_error("%s: %s", cmd, strerror(ENOMEM));
@@ -46,14 +60,8 @@ static int add(const char *cmd, const char *where, const char *name, size_t len)
                 log_error("%s: %s: more than %u roots", cmd, where, CLI_ROOTS_MAX);
                 return -EINVAL;
         }
-        if (arg_n_roots == arg_roots_alloc) {
-                size_t n = arg_roots_alloc ? arg_roots_alloc * 2 : 16;
-                char **p = realloc(arg_roots, n * sizeof(char *));
-                if (!p)
-                        return oom(cmd);
-                arg_roots = p;
-                arg_roots_alloc = n;
-        }
+        if (CAS_GROW(arg_roots, arg_roots_alloc, arg_n_roots, 16) < 0)
+                return oom(cmd);
         arg_roots[arg_n_roots] = strndup(name, len);
         if (!arg_roots[arg_n_roots])
                 return oom(cmd);

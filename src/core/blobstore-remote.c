@@ -45,13 +45,7 @@ static const char *where(remote_blobstore *rb)
  * own line says which, without credentials). */
 static int transfer_failed(remote_blobstore *rb, int r, const char *key)
 {
-        if (r == -ENOENT || r == -ENOMEM)
-                return r;
-        if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG,
-                                     "%s: %s: larger than its content allows", where(rb), key);
-        const char *e = cas_objstore_last_error();
-        return cas_log_errno(CAS_LOG_ERR, r, "%s", e && *e ? e : strerror(-r));
+        return cas_objstore_failed(where(rb), key, r, "its content allows", NULL, NULL);
 }
 
 /* ---- what is there ---- */
@@ -173,6 +167,16 @@ static int new_memfd(uint64_t size)
         return fd;
 }
 
+/* A reader over the memory file *fd holding the blob's bytes; takes the
+ * file on success (*fd is then -1). */
+static int reader_take_memfd(int *fd, uint64_t size, cas_blob_reader **ret)
+{
+        int r = cas_blob_reader_new_fd(*fd, size, ret);
+        if (r >= 0)
+                *fd = -1;
+        return r;
+}
+
 static int reader_from_bytes(const void *buf, size_t len, cas_blob_reader **ret)
 {
         _cleanup_close_ int fd = new_memfd(0);
@@ -183,10 +187,7 @@ static int reader_from_bytes(const void *buf, size_t len, cas_blob_reader **ret)
         r = cas_loop_write(fd, buf, len);
         if (r < 0)
                 return r;
-        r = cas_blob_reader_new_fd(fd, len, ret);
-        if (r >= 0)
-                fd = -1;
-        return r;
+        return reader_take_memfd(&fd, len, ret);
 }
 
 /* A blob that is one chunk. -ENOENT when there is no such chunk. */
@@ -318,10 +319,7 @@ static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size,
         munmap(a.map, (size_t)total);
         if (r < 0)
                 return r;
-        r = cas_blob_reader_new_fd(fd, total, ret);
-        if (r >= 0)
-                fd = -1;
-        return r;
+        return reader_take_memfd(&fd, total, ret);
 }
 
 static int remote_open_sized(cas_blobstore *bs, const cas_digest *d, uint64_t size,
@@ -440,14 +438,8 @@ static int remote_put_buffer(cas_blobstore *bs, const cas_digest *d, const void 
                 return transfer_failed(rb, r, "batch");
         for (size_t off = 0; off < n && r >= 0 && p.r >= 0;) {
                 size_t len = cas_chunker_next(buf + off, n - off);
-                if (n_chunks == alloc) {
-                        size_t na = alloc ? alloc * 2 : 16;
-                        cas_chunk_ref *nc = realloc(chunks, na * sizeof(*nc));
-                        if (!nc)
-                                return -ENOMEM;
-                        chunks = nc;
-                        alloc = na;
-                }
+                if (CAS_GROW(chunks, alloc, n_chunks, 16) < 0)
+                        return -ENOMEM;
                 if (len == n)
                         chunks[n_chunks].digest = *d; /* a single chunk: the blob itself */
                 else

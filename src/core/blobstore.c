@@ -513,50 +513,38 @@ static int hex_name(const char *s, size_t want)
         return 1;
 }
 
-static int local_foreach(cas_blobstore *bs, cas_blob_cb cb, void *userdata)
+/* Calls cb for each blob in the folder name of dir_fd, levels being how
+ * many levels of folders named by two hex digits stand above the blobs
+ * there (ab/cd/DIGEST). A folder that cannot be opened is an error at the
+ * top (must_open) and passed over below it. */
+static int foreach_blob_in(int dir_fd, const char *name, unsigned levels, bool must_open, cas_blob_cb cb,
+                           void *userdata)
 {
-        _cleanup_close_ int top = openat(bs->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d1;
+        int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *e;
         int r = 0;
 
-        if (top < 0)
-                return -errno;
-        d1 = fdopendir(TAKE_FD(top));
-        if (!d1)
-                return -errno;
-        struct dirent *e1;
-        while (r == 0 && (e1 = readdir(d1))) {
-                if (!hex_name(e1->d_name, 2))
-                        continue;
-                int fd2 = openat(dirfd(d1), e1->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                DIR *d2 = fd2 >= 0 ? fdopendir(fd2) : NULL;
-                if (!d2) {
-                        safe_close(fd2);
-                        continue;
-                }
-                struct dirent *e2;
-                while (r == 0 && (e2 = readdir(d2))) {
-                        if (!hex_name(e2->d_name, 2))
-                                continue;
-                        int fd3 = openat(dirfd(d2), e2->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                        DIR *d3 = fd3 >= 0 ? fdopendir(fd3) : NULL;
-                        if (!d3) {
-                                safe_close(fd3);
-                                continue;
-                        }
-                        struct dirent *e3;
-                        while (r == 0 && (e3 = readdir(d3))) {
-                                cas_digest dg;
-                                if (!hex_name(e3->d_name, 64) || cas_digest_parse(e3->d_name, &dg) < 0)
-                                        continue;
-                                r = cb(&dg, CAS_BLOB_SIZE_UNKNOWN, userdata);
-                        }
-                        closedir(d3);
-                }
-                closedir(d2);
+        if (!d) {
+                r = -errno;
+                safe_close(fd);
+                return must_open ? r : 0;
         }
-        closedir(d1);
+        while (r == 0 && (e = readdir(d))) {
+                cas_digest dg;
+                if (levels > 0) {
+                        if (hex_name(e->d_name, 2))
+                                r = foreach_blob_in(dirfd(d), e->d_name, levels - 1, false, cb, userdata);
+                } else if (hex_name(e->d_name, 64) && cas_digest_parse(e->d_name, &dg) >= 0)
+                        r = cb(&dg, CAS_BLOB_SIZE_UNKNOWN, userdata);
+        }
+        closedir(d);
         return r;
+}
+
+static int local_foreach(cas_blobstore *bs, cas_blob_cb cb, void *userdata)
+{
+        return foreach_blob_in(bs->dir_fd, ".", 2, true, cb, userdata);
 }
 
 static int local_remove(cas_blobstore *bs, const cas_digest *d)

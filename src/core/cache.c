@@ -58,14 +58,8 @@ static int track(cache_blobstore *cb, const cas_digest *d, uint64_t size, uint64
                 cb->blobs[i].stamp = stamp;
                 return 0;
         }
-        if (cb->n_blobs == cb->alloc_blobs) {
-                size_t na = cb->alloc_blobs ? cb->alloc_blobs * 2 : 1024;
-                cached_blob *nb = realloc(cb->blobs, na * sizeof(*nb));
-                if (!nb)
-                        return -ENOMEM;
-                cb->blobs = nb;
-                cb->alloc_blobs = na;
-        }
+        if (CAS_GROW(cb->blobs, cb->alloc_blobs, cb->n_blobs, 1024) < 0)
+                return -ENOMEM;
         int r = cas_digest_map_put(&cb->index, d, cb->n_blobs);
         if (r < 0)
                 return r;
@@ -180,22 +174,13 @@ static size_t stored_max(uint64_t size)
  * again (transfer_ok). */
 static int transfer_failed(cache_blobstore *cb, int r, const char *key)
 {
-        if (r == -ENOENT || r == -ENOMEM)
-                return r;
-        if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG,
-                                     "%s: %s: larger than its content allows", cb->address, key);
-        const char *e = cas_objstore_last_error();
-        if (!atomic_exchange(&cb->down, true))
-                cas_log(CAS_LOG_ERR, "%s (what is not cached reads as EIO until it answers)",
-                        e && *e ? e : strerror(-r));
-        return -EIO;
+        return cas_objstore_failed(cb->address, key, r, "its content allows", &cb->down,
+                                   "what is not cached reads as EIO until it answers");
 }
 
 static void transfer_ok(cache_blobstore *cb)
 {
-        if (atomic_load(&cb->down) && atomic_exchange(&cb->down, false))
-                cas_log(CAS_LOG_NOTICE, "%s answers again", cb->address);
+        cas_objstore_answers(cb->address, &cb->down);
 }
 
 /* A chunk as stored: checked against its digest (decompressed at most to its
@@ -857,10 +842,9 @@ int cas_store_open_cached(const char *address, const char *cache_dir, const cas_
         _cleanup_(cas_store_freep) cas_store *s = NULL;
         int r;
 
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        s->dir_fd = s->lock_fd = -1;
+        r = cas_store_new_empty(&s);
+        if (r < 0)
+                return r;
         r = cas_store_open_address(address, CAS_STORE_READONLY, o, &s->cache_remote);
         if ((r == -ETIMEDOUT || r == -EHOSTUNREACH || r == -ECONNREFUSED || r == -EIO) &&
             faccessat(AT_FDCWD, cache_dir, F_OK, 0) == 0) {

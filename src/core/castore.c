@@ -272,6 +272,20 @@ static int bytes_to_digest(const ProtobufCBinaryData *b, cas_digest *ret, cas_er
         return 0;
 }
 
+/* What every node of the message has: its type and name (copied into the
+ * pool); and, but for a symlink (digest NULL), its size and digest. */
+static int node_from_pb(cas_node *n, cas_node_type type, const ProtobufCBinaryData *name, uint64_t size,
+                        const ProtobufCBinaryData *digest, char **pool, cas_error *e)
+{
+        n->type = type;
+        n->name = copy_string(pool, name->data, name->len);
+        n->name_len = (uint32_t)name->len;
+        if (!digest)
+                return 0;
+        n->size = size;
+        return bytes_to_digest(digest, &n->digest, e, name);
+}
+
 int cas_directory_decode(const void *buf, size_t len, cas_directory **ret, cas_error *ret_err)
 {
         PbDirectory *m;
@@ -310,33 +324,22 @@ int cas_directory_decode(const void *buf, size_t len, cas_directory **ret, cas_e
         char *pool = directory_strings(d);
         for (size_t i = 0; i < m->n_directories; i++) {
                 const PbDirectoryNode *p = m->directories[i];
-                cas_node *n = &d->directories[i];
-                n->type = CAS_NODE_DIRECTORY;
-                n->name = copy_string(&pool, p->name.data, p->name.len);
-                n->name_len = (uint32_t)p->name.len;
-                n->size = p->size;
-                r = bytes_to_digest(&p->digest, &n->digest, ret_err, &p->name);
+                r = node_from_pb(&d->directories[i], CAS_NODE_DIRECTORY, &p->name, p->size, &p->digest,
+                                 &pool, ret_err);
                 if (r < 0)
                         goto finish;
         }
         for (size_t i = 0; i < m->n_files; i++) {
                 const PbFileNode *p = m->files[i];
-                cas_node *n = &d->files[i];
-                n->type = CAS_NODE_FILE;
-                n->name = copy_string(&pool, p->name.data, p->name.len);
-                n->name_len = (uint32_t)p->name.len;
-                n->size = p->size;
-                n->executable = p->executable;
-                r = bytes_to_digest(&p->digest, &n->digest, ret_err, &p->name);
+                d->files[i].executable = p->executable;
+                r = node_from_pb(&d->files[i], CAS_NODE_FILE, &p->name, p->size, &p->digest, &pool, ret_err);
                 if (r < 0)
                         goto finish;
         }
         for (size_t i = 0; i < m->n_symlinks; i++) {
                 const PbSymlinkNode *p = m->symlinks[i];
                 cas_node *n = &d->symlinks[i];
-                n->type = CAS_NODE_SYMLINK;
-                n->name = copy_string(&pool, p->name.data, p->name.len);
-                n->name_len = (uint32_t)p->name.len;
+                (void)node_from_pb(n, CAS_NODE_SYMLINK, &p->name, 0, NULL, &pool, ret_err);
                 n->target = copy_string(&pool, p->target.data, p->target.len);
                 n->target_len = (uint32_t)p->target.len;
         }

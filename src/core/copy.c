@@ -67,14 +67,8 @@ static int want_blob(copy_ctx *c, const cas_digest *d, uint64_t size)
                         c->progress->blobs_present++;
                 return 0;
         }
-        if (c->n_blobs == c->alloc_blobs) {
-                size_t na = c->alloc_blobs ? c->alloc_blobs * 2 : 256;
-                blob_ref *nb = realloc(c->blobs, na * sizeof(*nb));
-                if (!nb)
-                        return -ENOMEM;
-                c->blobs = nb;
-                c->alloc_blobs = na;
-        }
+        if (CAS_GROW(c->blobs, c->alloc_blobs, c->n_blobs, 256) < 0)
+                return -ENOMEM;
         c->blobs[c->n_blobs++] = (blob_ref){*d, size};
         if (c->progress) {
                 c->progress->blobs_wanted++;
@@ -92,14 +86,8 @@ static int collect_dir(const cas_digest *d, const cas_directory *dir, int error,
         if (!dir)
                 return fail(c, error, "directory %s in %s %s", cas_digest_to_text(d, text),
                             c->src->path, what(error));
-        if (c->n_dirs == c->alloc_dirs) {
-                size_t na = c->alloc_dirs ? c->alloc_dirs * 2 : 256;
-                cas_directory **nd = realloc(c->dirs, na * sizeof(*nd));
-                if (!nd)
-                        return -ENOMEM;
-                c->dirs = nd;
-                c->alloc_dirs = na;
-        }
+        if (CAS_GROW(c->dirs, c->alloc_dirs, c->n_dirs, 256) < 0)
+                return -ENOMEM;
         /* a copy: the walk's directory lives for the call only */
         uint8_t *buf;
         size_t len;

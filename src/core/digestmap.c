@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "digestmap.h"
+#include "macro.h"
 
 struct cas_digest_map_slot {
         cas_digest key;
@@ -107,14 +108,8 @@ int cas_digest_queue_push(cas_digest_queue *q, const cas_digest *d)
 
         if (cas_digest_map_get(&q->seen, d, NULL))
                 return 0;
-        if (q->tail == q->alloc) {
-                size_t n = q->alloc ? q->alloc * 2 : 64;
-                cas_digest *items = realloc(q->items, n * sizeof(*items));
-                if (!items)
-                        return -ENOMEM;
-                q->items = items;
-                q->alloc = n;
-        }
+        if (CAS_GROW(q->items, q->alloc, q->tail, 64) < 0)
+                return -ENOMEM;
         r = cas_digest_map_put(&q->seen, d, 0);
         if (r < 0)
                 return r;

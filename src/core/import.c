@@ -346,16 +346,9 @@ static int walk(importer *im, const char *path, idir **ret, unsigned depth)
                         set_error(im, "%s: %s", child, strerror(errno));
                         break;
                 }
-                if (d->n == alloc) {
-                        size_t na = alloc ? alloc * 2 : 16;
-                        ientry *ne = realloc(d->entries, na * sizeof(ientry));
-                        if (!ne) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        d->entries = ne;
-                        alloc = na;
-                }
+                r = CAS_GROW(d->entries, alloc, d->n, 16);
+                if (r < 0)
+                        break;
                 ientry *e = &d->entries[d->n];
                 *e = (ientry){0};
                 e->node.name = strdup(de->d_name);
@@ -443,15 +436,9 @@ static int build(importer *im, idir *d, cas_node *self, closure *c, const char *
                 free(dir);
                 return -ENOMEM;
         }
-        if (c->n == c->alloc) {
-                size_t na = c->alloc ? c->alloc * 2 : 64;
-                cas_directory **nd = realloc(c->dirs, na * sizeof(*nd));
-                if (!nd) {
-                        free(dir);
-                        return -ENOMEM;
-                }
-                c->dirs = nd;
-                c->alloc = na;
+        if (CAS_GROW(c->dirs, c->alloc, c->n, 64) < 0) {
+                free(dir);
+                return -ENOMEM;
         }
         c->dirs[c->n++] = dir;
         return 0;

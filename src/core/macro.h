@@ -81,6 +81,12 @@ ssize_t cas_loop_read(int fd, void *buf, size_t n);
 ssize_t cas_loop_pread(int fd, void *buf, size_t n, off_t off);
 int cas_loop_write(int fd, const void *buf, size_t n);
 
+/* Makes room for one more item in *array, which holds n of its *alloc items
+ * of size bytes: when it is full, doubles it (to first items the first
+ * time). -ENOMEM, the array left as it was, when it cannot. */
+int cas_grow(void **array, size_t *alloc, size_t n, size_t size, size_t first);
+#define CAS_GROW(array, alloc, n, first) cas_grow((void **)&(array), &(alloc), (n), sizeof(*(array)), (first))
+
 /* A path under an XDG base folder: "$VAR/below" when $VAR is an absolute
  * path, else "$HOME/home_default/below" (-ENXIO without an absolute $HOME). */
 int cas_xdg_path(const char *var, const char *home_default, const char *below, char **ret);

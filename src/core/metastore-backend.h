@@ -28,6 +28,8 @@ typedef struct metastore_ops {
         int (*get_root)(cas_metastore *ms, const char *name, void **ret, size_t *ret_len);
         int (*foreach_root)(cas_metastore *ms, raw_root_cb cb, void *userdata);
         int (*generation)(cas_metastore *ms, uint64_t *ret);
+        /* The import cache: optional, all three or none. Without them the
+         * cache finds nothing and keeps nothing (memory, remote, cache). */
         int (*statcache_get)(cas_metastore *ms, const cas_stat_key *k, cas_digest *ret);
         int (*statcache_put)(cas_metastore *ms, const cas_stat_key *ks, const cas_digest *ds,
                              size_t n);

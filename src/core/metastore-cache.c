@@ -53,23 +53,13 @@ static const char *where(cache_metastore *cm)
  * once it answers again (transfer_ok), not one per root every second. */
 static int transfer_failed(cache_metastore *cm, int r, const char *key)
 {
-        if (r == -ENOENT || r == -ENOMEM)
-                return r;
-        if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than allowed",
-                                     where(cm), key);
-        const char *e = cas_objstore_last_error();
-        if (!atomic_exchange(&cm->down, true))
-                cas_log(CAS_LOG_ERR,
-                        "%s (serving the roots and directories cached until it answers)",
-                        e && *e ? e : strerror(-r));
-        return -EIO;
+        return cas_objstore_failed(where(cm), key, r, "allowed", &cm->down,
+                                   "serving the roots and directories cached until it answers");
 }
 
 static void transfer_ok(cache_metastore *cm)
 {
-        if (atomic_load(&cm->down) && atomic_exchange(&cm->down, false))
-                cas_log(CAS_LOG_NOTICE, "%s answers again", where(cm));
+        cas_objstore_answers(where(cm), &cm->down);
 }
 
 /* ---- directories: the cache's, a closure fetched whole when missing ---- */
@@ -208,14 +198,8 @@ static root_seen *root_entry(cache_metastore *cm, const char *name)
         root_seen *s = root_find(cm, name);
         if (s)
                 return s;
-        if (cm->n_roots == cm->alloc_roots) {
-                size_t na = cm->alloc_roots ? cm->alloc_roots * 2 : 16;
-                root_seen *nr = realloc(cm->roots, na * sizeof(*nr));
-                if (!nr)
-                        return NULL;
-                cm->roots = nr;
-                cm->alloc_roots = na;
-        }
+        if (CAS_GROW(cm->roots, cm->alloc_roots, cm->n_roots, 16) < 0)
+                return NULL;
         s = &cm->roots[cm->n_roots];
         *s = (root_seen){.name = strdup(name)};
         if (!s->name)
@@ -402,23 +386,6 @@ static int cache_generation(cas_metastore *ms, uint64_t *ret)
         return 0;
 }
 
-static int cache_statcache_get(cas_metastore *ms, const cas_stat_key *k, cas_digest *ret)
-{
-        return -ENOENT;
-}
-
-static int cache_statcache_put(cas_metastore *ms, const cas_stat_key *ks, const cas_digest *ds,
-                               size_t n)
-{
-        return 0;
-}
-
-static int cache_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
-                                 void *userdata)
-{
-        return 0;
-}
-
 static void cache_release_memory(cas_metastore *ms)
 {
         cas_metastore *local = CACHE(ms)->local;
@@ -451,9 +418,6 @@ static const metastore_ops cache_ops = {
     .get_root = cache_get_root,
     .foreach_root = cache_foreach_root,
     .generation = cache_generation,
-    .statcache_get = cache_statcache_get,
-    .statcache_put = cache_statcache_put,
-    .statcache_prune = cache_statcache_prune,
     .release_memory = cache_release_memory,
     .free = cache_free,
 };

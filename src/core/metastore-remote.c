@@ -43,13 +43,7 @@ static const char *where(remote_metastore *rm)
 
 static int transfer_failed(remote_metastore *rm, int r, const char *key)
 {
-        if (r == -ENOENT || r == -ENOMEM)
-                return r;
-        if (r == -EFBIG)
-                return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than allowed",
-                                     where(rm), key);
-        const char *e = cas_objstore_last_error();
-        return cas_log_errno(CAS_LOG_ERR, r, "%s", e && *e ? e : strerror(-r));
+        return cas_objstore_failed(where(rm), key, r, "allowed", NULL, NULL);
 }
 
 /* Keeps a directory's bytes (a copy), once. Called with the lock held. */
@@ -59,14 +53,8 @@ static int remember(remote_metastore *rm, const cas_digest *d, const void *buf, 
 
         if (cas_digest_map_get(&rm->dirs, d, NULL))
                 return 0;
-        if (rm->n_recs == rm->alloc_recs) {
-                size_t na = rm->alloc_recs ? rm->alloc_recs * 2 : 256;
-                dir_rec *n = realloc(rm->recs, na * sizeof(*n));
-                if (!n)
-                        return -ENOMEM;
-                rm->recs = n;
-                rm->alloc_recs = na;
-        }
+        if (CAS_GROW(rm->recs, rm->alloc_recs, rm->n_recs, 256) < 0)
+                return -ENOMEM;
         copy = malloc(len ?: 1);
         if (!copy)
                 return -ENOMEM;
@@ -337,14 +325,8 @@ static int name_list_cb(const char *key, uint64_t size, void *userdata)
         if (strncmp(key, CAS_LAYOUT_ROOTS, strlen(CAS_LAYOUT_ROOTS)) != 0 || !*name ||
             strchr(name, '/'))
                 return 0;
-        if (l->n == l->alloc) {
-                size_t na = l->alloc ? l->alloc * 2 : 32;
-                char **nn = realloc(l->names, na * sizeof(*nn));
-                if (!nn)
-                        return -ENOMEM;
-                l->names = nn;
-                l->alloc = na;
-        }
+        if (CAS_GROW(l->names, l->alloc, l->n, 32) < 0)
+                return -ENOMEM;
         l->names[l->n] = strdup(name);
         if (!l->names[l->n])
                 return -ENOMEM;
@@ -540,23 +522,6 @@ static int remote_generation(cas_metastore *ms, uint64_t *ret)
         return 0;
 }
 
-static int remote_statcache_get(cas_metastore *ms, const cas_stat_key *k, cas_digest *ret)
-{
-        return -ENOENT;
-}
-
-static int remote_statcache_put(cas_metastore *ms, const cas_stat_key *ks, const cas_digest *ds,
-                                size_t n)
-{
-        return 0;
-}
-
-static int remote_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
-                                  void *userdata)
-{
-        return 0;
-}
-
 static void remote_free(cas_metastore *ms)
 {
         remote_metastore *rm = REMOTE(ms);
@@ -580,9 +545,6 @@ static const metastore_ops remote_ops = {
     .get_root = remote_get_root,
     .foreach_root = remote_foreach_root,
     .generation = remote_generation,
-    .statcache_get = remote_statcache_get,
-    .statcache_put = remote_statcache_put,
-    .statcache_prune = remote_statcache_prune,
     .free = remote_free,
 };
 

@@ -337,6 +337,8 @@ int cas_metastore_roots_generation(cas_metastore *ms, uint64_t *ret)
 
 int cas_metastore_statcache_get(cas_metastore *ms, const cas_stat_key *k, cas_digest *ret)
 {
+        if (!ms->ops->statcache_get)
+                return -ENOENT;
         return ms->ops->statcache_get(ms, k, ret);
 }
 
@@ -372,9 +374,9 @@ int cas_metastore_statcache_flush(cas_metastore *ms)
         int r;
 
         pthread_mutex_lock(&ms->pending_lock);
-        r = ms->n_pending ? ms->ops->statcache_put(ms, ms->pending_keys, ms->pending_digests,
-                                                   ms->n_pending)
-                          : 0;
+        r = ms->n_pending && ms->ops->statcache_put
+                    ? ms->ops->statcache_put(ms, ms->pending_keys, ms->pending_digests, ms->n_pending)
+                    : 0;
         ms->n_pending = 0;
         pthread_mutex_unlock(&ms->pending_lock);
         return r;
@@ -383,6 +385,8 @@ int cas_metastore_statcache_flush(cas_metastore *ms)
 int cas_metastore_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
                                   void *userdata)
 {
+        if (!ms->ops->statcache_prune)
+                return 0;
         return ms->ops->statcache_prune(ms, is_dead, userdata);
 }
 
@@ -470,8 +474,10 @@ static int lmdb_has_dir(cas_metastore *ms, const cas_digest *d)
         return r == -ENOENT ? 0 : r < 0 ? r : 1;
 }
 
-static int lmdb_put_dirs(cas_metastore *ms, const cas_digest *ds, uint8_t *const *bufs,
-                         const size_t *lens, size_t n)
+/* Puts the directories ds (bufs given) or removes them (bufs NULL) in one
+ * write transaction; one there already, or gone already, is no error. */
+static int lmdb_write_dirs(cas_metastore *ms, const cas_digest *ds, uint8_t *const *bufs,
+                           const size_t *lens, size_t n)
 {
         lmdb_metastore *m = (lmdb_metastore *)ms;
         MDB_txn *txn;
@@ -481,9 +487,13 @@ static int lmdb_put_dirs(cas_metastore *ms, const cas_digest *ds, uint8_t *const
         if (rc)
                 return mdb_errno(rc);
         for (size_t i = 0; rc == 0 && i < n; i++) {
-                MDB_val k = {CAS_DIGEST_SIZE, (void *)ds[i].bytes}, v = {lens[i], bufs[i]};
-                rc = mdb_put(txn, m->dirs, &k, &v, MDB_NOOVERWRITE);
-                if (rc == MDB_KEYEXIST)
+                MDB_val k = {CAS_DIGEST_SIZE, (void *)ds[i].bytes};
+                if (bufs) {
+                        MDB_val v = {lens[i], bufs[i]};
+                        rc = mdb_put(txn, m->dirs, &k, &v, MDB_NOOVERWRITE);
+                } else
+                        rc = mdb_del(txn, m->dirs, &k, NULL);
+                if (rc == MDB_KEYEXIST || rc == MDB_NOTFOUND)
                         rc = 0;
         }
         return lmdb_txn_end(txn, rc);
@@ -540,20 +550,7 @@ static int lmdb_foreach_dir(cas_metastore *ms, cas_digest_cb cb, void *userdata)
 
 static int lmdb_remove_dirs(cas_metastore *ms, const cas_digest *ds, size_t n)
 {
-        lmdb_metastore *m = (lmdb_metastore *)ms;
-        MDB_txn *txn;
-        int rc;
-
-        rc = mdb_txn_begin(m->env, NULL, 0, &txn);
-        if (rc)
-                return mdb_errno(rc);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-                MDB_val k = {CAS_DIGEST_SIZE, (void *)ds[i].bytes};
-                rc = mdb_del(txn, m->dirs, &k, NULL);
-                if (rc == MDB_NOTFOUND)
-                        rc = 0;
-        }
-        return lmdb_txn_end(txn, rc);
+        return lmdb_write_dirs(ms, ds, NULL, NULL, n);
 }
 
 static const char generation_key[] = "roots-generation";
@@ -753,7 +750,7 @@ static void lmdb_free(cas_metastore *ms)
 static const metastore_ops lmdb_ops = {
         .get_dir = lmdb_get_dir,
         .has_dir = lmdb_has_dir,
-        .put_dirs = lmdb_put_dirs,
+        .put_dirs = lmdb_write_dirs,
         .foreach_dir = lmdb_foreach_dir,
         .remove_dirs = lmdb_remove_dirs,
         .put_roots = lmdb_put_roots,
@@ -949,13 +946,15 @@ static int mem_has_dir(cas_metastore *ms, const cas_digest *d)
         return r == -ENOENT ? 0 : r < 0 ? r : 1;
 }
 
-static int mem_put_dirs(cas_metastore *ms, const cas_digest *ds, uint8_t *const *bufs,
-                        const size_t *lens, size_t n)
+/* Puts the directories ds (bufs given) or removes them (bufs NULL). */
+static int mem_write_dirs(cas_metastore *ms, const cas_digest *ds, uint8_t *const *bufs,
+                          const size_t *lens, size_t n)
 {
         int r = 0;
         pthread_mutex_lock(&MEM(ms)->lock);
         for (size_t i = 0; i < n && r >= 0; i++)
-                r = table_put(&MEM(ms)->dirs, ds[i].bytes, CAS_DIGEST_SIZE, bufs[i] ? bufs[i] : (void *)"", lens[i]);
+                r = bufs ? table_put(&MEM(ms)->dirs, ds[i].bytes, CAS_DIGEST_SIZE, bufs[i] ?: (void *)"", lens[i])
+                         : table_put(&MEM(ms)->dirs, ds[i].bytes, CAS_DIGEST_SIZE, NULL, 0);
         pthread_mutex_unlock(&MEM(ms)->lock);
         return r;
 }
@@ -983,12 +982,7 @@ static int mem_foreach_dir(cas_metastore *ms, cas_digest_cb cb, void *userdata)
 
 static int mem_remove_dirs(cas_metastore *ms, const cas_digest *ds, size_t n)
 {
-        int r = 0;
-        pthread_mutex_lock(&MEM(ms)->lock);
-        for (size_t i = 0; i < n && r >= 0; i++)
-                r = table_put(&MEM(ms)->dirs, ds[i].bytes, CAS_DIGEST_SIZE, NULL, 0);
-        pthread_mutex_unlock(&MEM(ms)->lock);
-        return r;
+        return mem_write_dirs(ms, ds, NULL, NULL, n);
 }
 
 static int mem_put_roots(cas_metastore *ms, const char *const *names, uint8_t *const *bufs,
@@ -1050,22 +1044,6 @@ static int mem_generation(cas_metastore *ms, uint64_t *ret)
         return 0;
 }
 
-static int mem_statcache_get(cas_metastore *ms, const cas_stat_key *k, cas_digest *ret)
-{
-        return -ENOENT;
-}
-
-static int mem_statcache_put(cas_metastore *ms, const cas_stat_key *ks, const cas_digest *ds, size_t n)
-{
-        return 0;
-}
-
-static int mem_statcache_prune(cas_metastore *ms, bool (*is_dead)(const cas_digest *d, void *u),
-                               void *userdata)
-{
-        return 0;
-}
-
 static void mem_free(cas_metastore *ms)
 {
         table_done(&MEM(ms)->dirs);
@@ -1077,16 +1055,13 @@ static void mem_free(cas_metastore *ms)
 static const metastore_ops memory_ops = {
         .get_dir = mem_get_dir,
         .has_dir = mem_has_dir,
-        .put_dirs = mem_put_dirs,
+        .put_dirs = mem_write_dirs,
         .foreach_dir = mem_foreach_dir,
         .remove_dirs = mem_remove_dirs,
         .put_roots = mem_put_roots,
         .get_root = mem_get_root,
         .foreach_root = mem_foreach_root,
         .generation = mem_generation,
-        .statcache_get = mem_statcache_get,
-        .statcache_put = mem_statcache_put,
-        .statcache_prune = mem_statcache_prune,
         .free = mem_free,
 };
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "log.h"
@@ -18,6 +19,28 @@ const char *cas_objstore_last_error(void)
 void objstore_set_last_error(const char *line)
 {
         snprintf(last_error, sizeof(last_error), "%s", line);
+}
+
+int cas_objstore_failed(const char *address, const char *key, int r, const char *limit, _Atomic bool *down,
+                        const char *while_down)
+{
+        if (r == -ENOENT || r == -ENOMEM)
+                return r;
+        if (r == -EFBIG)
+                return cas_log_errno(CAS_LOG_ERR, -EBADMSG, "%s: %s: larger than %s", address, key, limit);
+        const char *e = cas_objstore_last_error();
+        const char *line = e && *e ? e : strerror(-r);
+        if (!down)
+                return cas_log_errno(CAS_LOG_ERR, r, "%s", line);
+        if (!atomic_exchange(down, true))
+                cas_log(CAS_LOG_ERR, "%s (%s)", line, while_down);
+        return -EIO;
+}
+
+void cas_objstore_answers(const char *address, _Atomic bool *down)
+{
+        if (atomic_load(down) && atomic_exchange(down, false))
+                cas_log(CAS_LOG_NOTICE, "%s answers again", address);
 }
 
 int objstore_verror(const cas_objstore *os, int error, const char *op, const char *key,

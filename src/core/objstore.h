@@ -53,6 +53,21 @@ bool cas_objstore_writable(const cas_objstore *os);
  * cas_objstore_last_error of the calling thread). */
 const char *cas_objstore_last_error(void);
 
+/* How the stores over an object store (the remote blob and directory
+ * stores, the cache's) take a request for key at address that failed
+ * with r. -ENOENT and -ENOMEM are returned as they are, unsaid. -EFBIG, an
+ * object larger than the reader allows, is corrupt data: said as
+ * "ADDRESS: KEY: larger than LIMIT", -EBADMSG. Anything else is said in
+ * cas_objstore_last_error's line (it names the store, without
+ * credentials): with down NULL each time, returning r; else only when
+ * *down was false (it is then set), followed by " (WHILE_DOWN)", returning
+ * -EIO, so that a store that stops answering is one line, not one per
+ * request (cas_objstore_answers says when it answers again). */
+int cas_objstore_failed(const char *address, const char *key, int r, const char *limit, _Atomic bool *down,
+                        const char *while_down);
+/* A request to address answered: says so when *down was set, and clears it. */
+void cas_objstore_answers(const char *address, _Atomic bool *down);
+
 /* Checks that the store answers and exists (the bucket, the folder, the
  * server), with one request. s3://: a listing of one key (a missing bucket
  * is -ENOENT, "no such bucket NAME"); http(s)://: the prefix's folder

@@ -87,15 +87,7 @@ int cas_listing_add_blob(const cas_digest *d, uint64_t size, void *userdata)
         int r = 0;
 
         pthread_mutex_lock(&l->lock);
-        if (l->n == l->alloc) {
-                size_t na = l->alloc ? l->alloc * 2 : 1024;
-                cas_listed *items = realloc(l->items, na * sizeof(*items));
-                if (items) {
-                        l->items = items;
-                        l->alloc = na;
-                } else
-                        r = -ENOMEM;
-        }
+        r = CAS_GROW(l->items, l->alloc, l->n, 1024);
         if (r == 0) {
                 l->items[l->n++] = (cas_listed){.digest = *d, .size = size};
                 /* a worker woken per blob costs more than the blob: one per batch */

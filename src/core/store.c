@@ -69,10 +69,9 @@ int cas_store_open(const char *path, int flags, cas_store **ret)
         bool readonly = flags & CAS_STORE_READONLY;
         int r;
 
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        s->dir_fd = s->lock_fd = -1;
+        r = cas_store_new_empty(&s);
+        if (r < 0)
+                return r;
         s->path = strdup(path);
         if (!s->path)
                 return -ENOMEM;
@@ -125,10 +124,9 @@ static int open_remote(const char *address, int flags, const cas_objstore_option
         _cleanup_(cas_store_freep) cas_store *s = NULL;
         int r;
 
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        s->dir_fd = s->lock_fd = -1;
+        r = cas_store_new_empty(&s);
+        if (r < 0)
+                return r;
         r = cas_objstore_open(address, o, &s->remote);
         if (r < 0)
                 return r;
@@ -170,14 +168,25 @@ int cas_store_open_address(const char *address, int flags, const cas_objstore_op
         return cas_store_open(address, flags, ret);
 }
 
-int cas_store_new_memory(cas_store **ret)
+int cas_store_new_empty(cas_store **ret)
 {
-        _cleanup_(cas_store_freep) cas_store *s = calloc(1, sizeof(cas_store));
-        int r;
+        cas_store *s = calloc(1, sizeof(*s));
 
         if (!s)
                 return -ENOMEM;
         s->dir_fd = s->lock_fd = -1;
+        *ret = s;
+        return 0;
+}
+
+int cas_store_new_memory(cas_store **ret)
+{
+        _cleanup_(cas_store_freep) cas_store *s = NULL;
+        int r;
+
+        r = cas_store_new_empty(&s);
+        if (r < 0)
+                return r;
         r = cas_blobstore_new_memory(&s->blobs);
         if (r < 0)
                 return r;

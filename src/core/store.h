@@ -39,6 +39,9 @@ int cas_store_open(const char *path, int flags, cas_store **ret);
 int cas_store_open_address(const char *address, int flags, const cas_objstore_options *o,
                            cas_store **ret);
 int cas_store_new_memory(cas_store **ret);
+/* An empty store (no parts, no descriptors) for an opener to fill: those
+ * above, and the cache's (cas_store_open_cached). */
+int cas_store_new_empty(cas_store **ret);
 cas_store *cas_store_free(cas_store *s);
 
 /* Writers (import) hold the lock shared, gc holds it exclusive, so that gc never

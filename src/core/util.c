@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdint.h>
+
 #include "macro.h"
 
 /* Reads until n bytes or the end: at off (pread) when off >= 0, else at the
@@ -30,6 +32,23 @@ ssize_t cas_loop_read(int fd, void *buf, size_t n)
 ssize_t cas_loop_pread(int fd, void *buf, size_t n, off_t off)
 {
         return off < 0 ? -EINVAL : loop_read(fd, buf, n, off);
+}
+
+int cas_grow(void **array, size_t *alloc, size_t n, size_t size, size_t first)
+{
+        size_t na = *alloc ? *alloc * 2 : first;
+        void *p;
+
+        if (n < *alloc)
+                return 0;
+        if (na < *alloc || na > SIZE_MAX / size)
+                return -ENOMEM;
+        p = realloc(*array, na * size);
+        if (!p)
+                return -ENOMEM;
+        *array = p;
+        *alloc = na;
+        return 0;
 }
 
 int cas_loop_write(int fd, const void *buf, size_t n)

@@ -134,14 +134,8 @@ void cas_top_remember(cas_top *top, const char *name, const cas_inode *i)
                         top->names[k].type = i->type;
                         goto done;
                 }
-        if (top->n == top->alloc) {
-                size_t n = top->alloc ? top->alloc * 2 : 16;
-                void *p = realloc(top->names, n * sizeof(*top->names));
-                if (!p)
-                        goto done;
-                top->names = p;
-                top->alloc = n;
-        }
+        if (CAS_GROW(top->names, top->alloc, top->n, 16) < 0)
+                goto done;
         top->names[top->n].name = strdup(name);
         if (top->names[top->n].name) {
                 top->names[top->n].key = i->digest;

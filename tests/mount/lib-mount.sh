@@ -96,6 +96,17 @@ flip_byte() {
         printf "\\$(printf '%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
+# damage_blob NAME/PATH OFFSET: flips a byte (flip_byte) of the blob of that
+# file in the store (CASFS_STORE) and prints the blob's digest
+damage_blob() {
+        local blob p
+        blob=$("$CASFS" stat "$1" | sed -n 's/^digest: //p')
+        p=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$blob")
+        chmod u+w "$p" # blob files are read-only
+        flip_byte "$p" "$2"
+        echo "$blob"
+}
+
 # errno_of COMMAND...: runs it and prints the error name the failure carries
 # (from python), or TIMEOUT when it does not return within $ERRNO_TIMEOUT
 # seconds (default 30): a hang is a failure, not a stuck test
@@ -137,3 +148,10 @@ except OSError as e:
     print(errno.errorcode[e.errno])
 PY
 )
+
+# tree: the tree gen-tree.sh makes, in $TMP/tree, imported into the store
+# (CASFS_STORE) as the root "tree"
+tree() {
+        "$SOURCE_ROOT/tests/lib/gen-tree.sh" "$TMP/tree"
+        "$CASFS" import --name tree "$TMP/tree" >/dev/null || fail "import"
+}

@@ -10,11 +10,6 @@ export CASFS_STORE=$TMP/store
 export LC_ALL=C
 case_name=${1:?which case}
 
-tree() {
-        "$SOURCE_ROOT/tests/lib/gen-tree.sh" "$TMP/tree"
-        "$CASFS" import --name tree "$TMP/tree" >/dev/null || fail "import"
-}
-
 # daemon_of MOUNTPOINT: the PID of the casfs daemon serving it (its command
 # line names the mountpoint, which is unique to this test's folder)
 daemon_of() {
@@ -66,10 +61,7 @@ background)
         ;;
 log)
         tree
-        blob=$("$CASFS" stat "tree/hello.txt" | sed -n 's/^digest: //p')
-        p=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$blob")
-        chmod u+w "$p"
-        flip_byte "$p" 0
+        blob=$(damage_blob tree/hello.txt 0)
         timeout 5 "$CASFS" mount --log "$TMP/bg.log" "$MNT" > /dev/null 2>&1
         check_eq "the background mount comes up" "$?" 0
         DAEMON_PID=$(daemon_of "$MNT")
@@ -82,10 +74,7 @@ log)
         ;;
 syslog)
         tree
-        blob=$("$CASFS" stat "tree/hello.txt" | sed -n 's/^digest: //p')
-        p=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$blob")
-        chmod u+w "$p"
-        flip_byte "$p" 0
+        blob=$(damage_blob tree/hello.txt 0)
         # in a mount namespace of its own, /dev is a new tmpfs with the
         # devices the test needs and a syslog socket (/dev/log) that this
         # test reads: the system's /dev and its logs are left alone

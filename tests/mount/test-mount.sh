@@ -5,11 +5,6 @@ export CASFS_STORE=$TMP/store
 export LC_ALL=C
 case_name=${1:?which case}
 
-tree() {
-        "$SOURCE_ROOT/tests/lib/gen-tree.sh" "$TMP/tree"
-        "$CASFS" import --name tree "$TMP/tree" >/dev/null || fail "import"
-}
-
 case $case_name in
 top-listing)
         tree
@@ -419,14 +414,8 @@ verify)
         # a blob of up to 1 MiB is checked whole before its first byte is
         # served; a larger one group by group (test-outboard.sh has more)
         tree
-        blob=$("$CASFS" stat "tree/ütf-8 ñame ☃/medium.bin" | sed -n 's/^digest: //p')
-        path=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$blob")
-        chmod u+w "$path"
-        flip_byte "$path" 65000
-        big=$("$CASFS" stat tree/big.bin | sed -n 's/^digest: //p')
-        bigpath=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$big")
-        chmod u+w "$bigpath"
-        flip_byte "$bigpath" 1000000
+        blob=$(damage_blob "tree/ütf-8 ñame ☃/medium.bin" 65000)
+        big=$(damage_blob tree/big.bin 1000000)
         # blobs of the wrong length, small and large (with an outboard): a
         # byte short, a byte over; each reads as EIO, whatever the offset
         mkdir -p "$TMP/damaged"

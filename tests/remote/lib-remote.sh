@@ -122,3 +122,34 @@ make_tree() {
         head -c 600000 /dev/urandom >"$TMP/half"
         cat "$TMP/half" "$TMP/half" >"$d/repeats.bin"
 }
+
+# source_store: the local store $TMP/a (A) with two roots: "tree", the tree
+# make_tree makes in $TMP/src, and "lonely", $TMP/lonely.bin, a file of
+# several chunks; want_tree and want_lonely are what their imports printed
+# (NAME DIGEST), want both lines sorted
+source_store() {
+        make_tree "$TMP/src"
+        head -c 1500000 /dev/urandom >"$TMP/lonely.bin"
+        A=$TMP/a
+        casfs_ok "import" --store "$A" import --name tree "$TMP/src"
+        want_tree=$(cat "$TMP/out")
+        casfs_ok "import a file" --store "$A" import --name lonely "$TMP/lonely.bin"
+        want_lonely=$(cat "$TMP/out")
+        want=$(sorted_lines "$want_tree
+$want_lonely")
+}
+
+# hostile_server_start DIR [OPTION...]: hostile-server.py (with its OPTIONs)
+# serving the layout in DIR, stopped on exit (stop_server); sets U to its
+# address. Fails when it does not start (its output is in $TMP/server.out).
+hostile_server_start() {
+        local dir=$1
+        shift
+        python3 "$REMOTE_DIR/hostile-server.py" "$@" --port-file "$TMP/port" "$dir" >"$TMP/server.out" 2>&1 &
+        SERVER_PID=$!
+        cleanup_hooks+=(stop_server)
+        for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+        [ -s "$TMP/port" ] || return 1
+        U=http://127.0.0.1:$(cat "$TMP/port")
+}
+stop_server() { kill -TERM "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; }

@@ -28,14 +28,8 @@ tree_hex=$(python3 -c 'import base64, sys; print(base64.b64decode(sys.argv[1][7:
 # the object named, as hex or as blake3-<base64>
 names() { printf '%s' "$1"; [ -z "${2:-}" ] || printf '|%s' "$(sed 's/[+]/[+]/g' <<<"$2")"; }
 
-python3 "$REMOTE_DIR/hostile-server.py" --log "$TMP/server.log" --port-file "$TMP/port" "$W" \
-        >"$TMP/server.out" 2>&1 &
-SERVER_PID=$!
-stop_server() { kill -TERM "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; }
-cleanup_hooks+=(stop_server)
-for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
-[ -s "$TMP/port" ] || { fail "the hostile server does not start: $(cat "$TMP/server.out")"; finish; exit 1; }
-U=http://127.0.0.1:$(cat "$TMP/port")
+hostile_server_start "$W" --log "$TMP/server.log" ||
+        { fail "the hostile server does not start: $(cat "$TMP/server.out")"; finish; exit 1; }
 
 casfs_ok "the server serves the layout as it is" --store "$U/ok" cat small
 check "cat through the server" cmp -s "$TMP/out" "$TMP/small.bin"

@@ -10,15 +10,7 @@
 . "$SOURCE_ROOT/tests/remote/lib-remote.sh"
 . "$SOURCE_ROOT/tests/lib/nginx.sh"
 
-make_tree "$TMP/src"
-head -c 1500000 /dev/urandom >"$TMP/lonely.bin"
-A=$TMP/a
-casfs_ok "import" --store "$A" import --name tree "$TMP/src"
-want_tree=$(cat "$TMP/out")
-casfs_ok "import a file" --store "$A" import --name lonely "$TMP/lonely.bin"
-want_lonely=$(cat "$TMP/out")
-want=$(sorted_lines "$want_tree
-$want_lonely")
+source_store
 mkdir -p "$TMP/www"
 nginx_start "$TMP/nginx" "$TMP/www" || { fail "nginx does not start"; finish; exit 1; }
 

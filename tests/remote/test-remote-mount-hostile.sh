@@ -31,13 +31,8 @@ check "a read in the middle of a large file" deadline 60 cmp -s \
 stop_mount
 
 # ---- through the hostile server: EIO, never wrong bytes, no hang ----
-python3 "$REMOTE_DIR/hostile-server.py" --port-file "$TMP/port" "$W" >"$TMP/server.out" 2>&1 &
-SERVER_PID=$!
-stop_server() { kill -TERM "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; }
-cleanup_hooks+=(stop_server)
-for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
-[ -s "$TMP/port" ] || { fail "the hostile server does not start: $(cat "$TMP/server.out")"; finish; exit 1; }
-U=http://127.0.0.1:$(cat "$TMP/port")
+hostile_server_start "$W" ||
+        { fail "the hostile server does not start: $(cat "$TMP/server.out")"; finish; exit 1; }
 for mode in flip bomb stall; do
         CASFS_STORE=$U/$mode start_mount || continue
         check_eq "$mode: reading the damaged file fails with EIO" "$(ERRNO_TIMEOUT=90 errno_of read "$MNT/small")" EIO

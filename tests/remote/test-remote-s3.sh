@@ -16,15 +16,7 @@ for b in bkt kill prefixed direct; do
         rgw_s3 PUT "/$b" || fail "cannot make bucket $b"
 done
 
-make_tree "$TMP/src"
-head -c 1500000 /dev/urandom >"$TMP/lonely.bin"
-A=$TMP/a
-casfs_ok "import" --store "$A" import --name tree "$TMP/src"
-want_tree=$(cat "$TMP/out")
-casfs_ok "import a file" --store "$A" import --name lonely "$TMP/lonely.bin"
-want_lonely=$(cat "$TMP/out")
-want=$(sorted_lines "$want_tree
-$want_lonely")
+source_store
 
 # ---- copy to s3 and back ----
 casfs_ok "copy to s3" copy "$A" s3://bkt
