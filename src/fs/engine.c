@@ -747,6 +747,7 @@ static void tick(cas_engine *e)
 {
         uint64_t freed = cas_inodes_freed(e->inodes);
 
+        cas_streams_expire(&e->streams);
         /* Releasing while FORGETs still come would leave what they free
          * after: wait for a quiet tick. */
         if (freed == e->tick_freed && freed - e->released_freed >= RELEASE_AFTER_FREED) {

@@ -135,6 +135,32 @@ void cas_streams_stop(cas_streams *s)
         }
 }
 
+void cas_streams_expire(cas_streams *s)
+{
+        cas_inode *gone[CAS_STREAM_SLOTS] = {NULL};
+        cas_blob_reader *readers[CAS_STREAM_SLOTS] = {NULL};
+        uint8_t *bufs[CAS_STREAM_SLOTS * CAS_STREAM_DEPTH] = {NULL};
+        size_t n_bufs = 0;
+
+        pthread_mutex_lock(&s->lock);
+        for (size_t n = 0; n < CAS_STREAM_SLOTS; n++) {
+                cas_stream *st = &s->slots[n];
+                if (!st->inode || st->busy > 0 || st->age != st->age_seen) {
+                        st->age_seen = st->age;
+                        continue;
+                }
+                for (size_t k = 0; k < CAS_STREAM_DEPTH; k++)
+                        if (st->chunks[k].state != CAS_CHUNK_LOADING) /* none is, busy == 0 */
+                                bufs[n_bufs++] = TAKE_PTR(st->chunks[k].buf);
+                reset(st, &gone[n], &readers[n]);
+        }
+        pthread_mutex_unlock(&s->lock);
+        for (size_t k = 0; k < n_bufs; k++)
+                free(bufs[k]);
+        for (size_t n = 0; n < CAS_STREAM_SLOTS; n++)
+                let_go(s, gone[n], readers[n]);
+}
+
 /* The stream following file i, or NULL. Under lock. */
 static cas_stream *find(cas_streams *s, const cas_inode *i)
 {

@@ -60,6 +60,7 @@ typedef struct cas_stream {
         const uint8_t *outboard; /* NULL: not verifying */
         uint64_t next;           /* the first chunk not yet queued */
         uint64_t age;
+        uint64_t age_seen; /* its age at the last cas_streams_expire */
         unsigned busy; /* chunks loading or TAKEN: the slot is not reused meanwhile */
         cas_stream_chunk chunks[CAS_STREAM_DEPTH];
 } cas_stream;
@@ -85,6 +86,10 @@ void cas_streams_start(cas_streams *s);
  * references they hold). */
 void cas_streams_stop(cas_streams *s);
 void cas_streams_done(cas_streams *s);
+/* Lets go of the streams unused since the last call (their inode, its
+ * outboard and their buffers): called once a second, it keeps nothing of a
+ * reader gone for a second or two. */
+void cas_streams_expire(cas_streams *s);
 
 /* Answers a READ of size bytes at off of large file i (ob: its
  * checked outboard, NULL when not verifying) from chunks
