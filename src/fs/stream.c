@@ -24,9 +24,11 @@ void cas_streams_done(cas_streams *s)
 
 /* The slot's chunks forgotten (their buffers kept), its inode and reader
  * handed out to be let go of outside the lock. Under lock, with no chunk
- * loading. */
-static void reset(cas_stream *st, cas_inode **ret_inode, cas_blob_reader **ret_reader)
+ * loading. A request waiting for one of its queued chunks is woken: it
+ * finds the stream gone and reads for itself. */
+static void reset(cas_streams *s, cas_stream *st, cas_inode **ret_inode, cas_blob_reader **ret_reader)
 {
+        pthread_cond_broadcast(&s->done);
         *ret_inode = st->inode;
         *ret_reader = st->reader;
         st->inode = NULL;
@@ -126,7 +128,7 @@ void cas_streams_stop(cas_streams *s)
         for (size_t n = 0; n < CAS_STREAM_SLOTS; n++) {
                 cas_inode *i;
                 cas_blob_reader *rd;
-                reset(&s->slots[n], &i, &rd);
+                reset(s, &s->slots[n], &i, &rd);
                 let_go(s, i, rd);
                 for (size_t k = 0; k < CAS_STREAM_DEPTH; k++) {
                         free(s->slots[n].chunks[k].buf);
@@ -152,7 +154,7 @@ void cas_streams_expire(cas_streams *s)
                 for (size_t k = 0; k < CAS_STREAM_DEPTH; k++)
                         if (st->chunks[k].state != CAS_CHUNK_LOADING) /* none is, busy == 0 */
                                 bufs[n_bufs++] = TAKE_PTR(st->chunks[k].buf);
-                reset(st, &gone[n], &readers[n]);
+                reset(s, st, &gone[n], &readers[n]);
         }
         pthread_mutex_unlock(&s->lock);
         for (size_t k = 0; k < n_bufs; k++)
@@ -187,7 +189,7 @@ static cas_stream *claim(cas_streams *s, cas_inode **ret_inode, cas_blob_reader 
         *ret_inode = NULL;
         *ret_reader = NULL;
         if (best)
-                reset(best, ret_inode, ret_reader);
+                reset(s, best, ret_inode, ret_reader);
         return best;
 }
 
@@ -216,8 +218,10 @@ static void advance(cas_streams *s, cas_stream *st, uint64_t first, uint64_t end
         for (size_t k = 0; k < CAS_STREAM_DEPTH; k++) {
                 cas_stream_chunk *c = &st->chunks[k];
                 if ((c->state == CAS_CHUNK_READY || c->state == CAS_CHUNK_FAILED || c->state == CAS_CHUNK_QUEUED) &&
-                    (c->index + CAS_STREAM_SLACK < first || c->index >= to + CAS_STREAM_SLACK))
+                    (c->index + CAS_STREAM_SLACK < first || c->index >= to + CAS_STREAM_SLACK)) {
                         c->state = CAS_CHUNK_FREE;
+                        pthread_cond_broadcast(&s->done); /* a request waiting for it reads for itself */
+                }
         }
         for (uint64_t x = MAX(from, MIN(st->next, to)); x < to; x++) {
                 if (chunk_of(st, x))

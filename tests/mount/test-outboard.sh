@@ -77,7 +77,7 @@ done
 
 # a 4 KiB read inside a group checks the whole group: its other 3 pages go
 # to the kernel's cache of the file (FUSE_NOTIFY_STORE), and read right from there
-sync; echo 3 > /proc/sys/vm/drop_caches
+# (a fresh mount: nothing of the file is cached)
 start_mount
 gstart=$((2 * 1048576 + 5 * G))
 check_eq "a 4 KiB read in a group reads right" "$(read_at "$MNT/big/large.bin" $((gstart + 4096)) 4096 random)" \
@@ -183,10 +183,24 @@ PY
 head -c $((40 * 1048576 + 777)) /dev/urandom > "$TMP/long.bin"
 mkdir -p "$TMP/long"
 cp "$TMP/long.bin" "$TMP/long/long.bin"
+# more readers than streams (src/fs/stream.h): streams taken over while read
+for k in 1 2 3 4 5 6; do head -c $((6 * 1048576 + k * 1000)) /dev/urandom > "$TMP/long/f$k.bin"; done
 "$CASFS" import --name long "$TMP/long" >/dev/null
+start_mount
+pids=()
+for k in 1 2 3 4 5 6; do cmp "$MNT/long/f$k.bin" "$TMP/long/f$k.bin" & pids+=($!); done
+cmp "$MNT/long/long.bin" "$TMP/long.bin" & pids+=($!)
+# a reader going back and forth in large steps
+( for off in 30 2 20 10 35 0; do
+        dd if="$MNT/long/long.bin" bs=1M skip=$off count=3 status=none | cmp - <(dd if="$TMP/long.bin" bs=1M skip=$off count=3 status=none) || exit 1
+  done ) & pids+=($!)
+fails=0
+for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
+check_eq "eight readers at once, more than there are streams, read right" "$fails" 0
+stop_mount
+rm -f "$TMP"/long/f?.bin
 lpath=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$("$CASFS" stat long/long.bin | sed -n 's/^digest: //p')")
 for opt in "" --no-verify; do
-        sync; echo 3 > /proc/sys/vm/drop_caches
         start_mount $opt
         check "${opt:-verified}: a long file read ahead of reads right" cmp "$MNT/long/long.bin" "$TMP/long.bin"
         check "${opt:-verified}: and again" cmp "$MNT/long/long.bin" "$TMP/long.bin"
@@ -195,7 +209,6 @@ done
 bad=$((23 * 1048576 + 5000)) # group 1472, in chunk 23
 chmod u+w "$lpath"
 flip "$lpath" $bad
-sync; echo 3 > /proc/sys/vm/drop_caches
 : > "$TMP/daemon.log"
 start_mount
 good=$(head -c $((23 * 1048576)) "$TMP/long.bin" | sha256sum | cut -d' ' -f1)
