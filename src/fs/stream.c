@@ -69,7 +69,7 @@ static void *worker(void *userdata)
         pthread_mutex_lock(&s->lock);
         for (;;) {
                 cas_stream *st = NULL;
-                cas_stream_chunk *c;
+                cas_stream_chunk *c = NULL;
                 while (!s->stop && !(c = next_queued(s, &st)))
                         pthread_cond_wait(&s->work, &s->lock);
                 if (s->stop)
