@@ -84,9 +84,8 @@ static void *worker(void *userdata)
 
                 int r = 0;
                 if (!buf) {
-                        void *b;
-                        r = posix_memalign(&b, CAS_DIRECT_ALIGN, CAS_STREAM_CHUNK) == 0 ? 0 : -ENOMEM;
-                        buf = r == 0 ? b : NULL;
+                        buf = cas_direct_buffer(CAS_STREAM_CHUNK);
+                        r = buf ? 0 : -ENOMEM;
                 }
                 size_t span = (size_t)MIN((uint64_t)CAS_STREAM_CHUNK, size - start);
                 uint64_t bad;
