@@ -247,7 +247,7 @@ bool cas_streams_read(cas_streams *s, cas_request *rq, cas_inode *i, const uint8
         uint64_t end = off + size, first = off / CAS_STREAM_CHUNK;
         bool served = false;
 
-        if (s->n_threads == 0 || size == 0)
+        if (s->n_threads == 0 || size == 0 || i->size <= CAS_STREAM_MIN_FILE)
                 return false;
         pthread_mutex_lock(&s->lock);
         cas_stream *st = find(s, i);

@@ -38,6 +38,10 @@
 #define CAS_STREAM_THREADS 4
 /* The smallest request that starts or moves a stream. */
 #define CAS_STREAM_MIN (256 * 1024)
+/* The smallest file followed: a smaller one fits in the kernel's own
+ * read-ahead window (4 MiB by default, --read-ahead), which asks for all of
+ * it at once, and a stream would only cost its blob's opening. */
+#define CAS_STREAM_MIN_FILE (4 * 1024 * 1024)
 
 typedef enum cas_chunk_state {
         CAS_CHUNK_FREE,
