@@ -89,6 +89,7 @@ for p in 0 2 3; do
                 "$(read_at "$MNT/big/large.bin" $((gstart + p * 4096)) 4096 random)" \
                 "$(read_at "$TMP/big/large.bin" $((gstart + p * 4096)) 4096)"
 done
+check_eq "and still only the group is cached" "$(fincore -n -b -o RES "$MNT/big/large.bin" | tr -d ' ')" $G
 stop_mount
 
 flip "$path" $((3 * 1048576 + 100))
