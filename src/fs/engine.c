@@ -61,7 +61,6 @@ struct cas_engine {
         cas_parked parked;
         cas_readahead ra;
         cas_streams streams;
-        cas_spare spare;
         cas_top top;
 
         /* the housekeeping thread (cas_engine_start) */
@@ -789,13 +788,11 @@ int cas_engine_start(cas_engine *e)
 
         cas_readahead_start(&e->ra);
         cas_streams_start(&e->streams);
-        cas_spare_start(&e->spare);
         e->stop_ticking = false;
         r = pthread_create(&e->ticker, NULL, ticker, e);
         if (r != 0) {
                 cas_readahead_stop(&e->ra);
                 cas_streams_stop(&e->streams);
-                cas_spare_stop(&e->spare);
                 return -r;
         }
         e->ticking = true;
@@ -814,7 +811,6 @@ void cas_engine_stop(cas_engine *e)
         }
         cas_readahead_stop(&e->ra);
         cas_streams_stop(&e->streams); /* lets go of the inodes it holds, before the table goes */
-        cas_spare_stop(&e->spare);
 }
 
 uint64_t cas_engine_inode_count(cas_engine *e)
@@ -882,8 +878,6 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
         cas_readahead_init(&e->ra, store->blobs, e->inodes, &e->dirs, &e->rp, &e->parked, &e->opts);
         cas_streams_init(&e->streams, store->blobs, e->inodes, e->opts.direct_io);
         e->rp.streams = &e->streams;
-        cas_spare_init(&e->spare, &e->transport);
-        e->rp.spare = &e->spare;
         *ret = e;
         return 0;
 }
@@ -897,7 +891,6 @@ cas_engine *cas_engine_free(cas_engine *e)
         cas_top_done(&e->top);
         cas_readahead_done(&e->ra);
         cas_streams_done(&e->streams);
-        cas_spare_done(&e->spare);
         cas_readpath_done(&e->rp);
         cas_parked_done(&e->parked);
         cas_bufpool_done(&e->pool);

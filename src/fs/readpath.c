@@ -285,14 +285,6 @@ static int read_checked(cas_readpath *rp, cas_request *rq, cas_inode *i, cas_blo
                 return r;
         if (!direct && !cas_request_put(rq, sizeof(struct fuse_out_header), buf + (off - start), size))
                 return -ENOBUFS;
-        /* a small read inside a group (a random reader): the group's other pages, checked, go to the
-         * kernel's cache, so that reading them later costs no request (measured: about a fifth of the
-         * bench's 4000 random 4 KiB reads of a 139 MiB file fall in a group read before) */
-        if (!direct && rp->spare && size < CAS_OUTBOARD_GROUP && off % 4096 == 0 &&
-            ((off + size) % 4096 == 0 || off + size == i->size)) {
-                cas_spare_give(rp->spare, i->ino, start, buf, (size_t)(off - start));
-                cas_spare_give(rp->spare, i->ino, off + size, buf + (off + size - start), span - (size_t)(off + size - start));
-        }
         return 0;
 }
 

@@ -16,7 +16,6 @@
 #include "inodes.h"
 #include "parked.h"
 #include "request.h"
-#include "spare.h"
 #include "stream.h"
 
 typedef struct cas_readpath {
@@ -25,7 +24,6 @@ typedef struct cas_readpath {
         bool direct_io; /* large blobs: read with O_DIRECT when the reply buffer allows */
         cas_parked *parked;
         cas_streams *streams; /* reading ahead of sequential readers of large blobs (NULL: none) */
-        cas_spare *spare;     /* the rest of a group a small read checked, for the kernel's cache (NULL: none) */
         const cas_engine_transport *transport;
         bool passthrough;                 /* the kernel reads verified blobs' files itself (set at INIT) */
         _Atomic bool passthrough_refused; /* the kernel refused a backing file: stop trying */

@@ -75,29 +75,10 @@ for opt in "" --no-verify; do
         stop_mount
 done
 
-# a 4 KiB read inside a group checks the whole group: its other 3 pages go
-# to the kernel's cache of the file (FUSE_NOTIFY_STORE), and read right from there
-# (a fresh mount: nothing of the file is cached)
-start_mount
-gstart=$((2 * 1048576 + 5 * G))
-check_eq "a 4 KiB read in a group reads right" "$(read_at "$MNT/big/large.bin" $((gstart + 4096)) 4096 random)" \
-        "$(read_at "$TMP/big/large.bin" $((gstart + 4096)) 4096)"
-for _ in $(seq 50); do [ "$(fincore -n -b -o RES "$MNT/big/large.bin" | tr -d ' ')" = $G ] && break; sleep 0.1; done
-check_eq "the group's other pages are in the kernel's cache" "$(fincore -n -b -o RES "$MNT/big/large.bin" | tr -d ' ')" $G
-for p in 0 2 3; do
-        check_eq "page $p of the group reads right from there" \
-                "$(read_at "$MNT/big/large.bin" $((gstart + p * 4096)) 4096 random)" \
-                "$(read_at "$TMP/big/large.bin" $((gstart + p * 4096)) 4096)"
-done
-check_eq "and still only the group is cached" "$(fincore -n -b -o RES "$MNT/big/large.bin" | tr -d ' ')" $G
-stop_mount
-
 flip "$path" $((3 * 1048576 + 100))
 start_mount
 check_eq "a read of the damaged group is EIO" "$(read_at "$MNT/big/large.bin" $((3 * 1048576)) 4096)" EIO
 check_eq "also its last page" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + G - 4096)) 4096)" EIO
-check_eq "and its others (none was handed to the kernel's cache)" \
-        "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + 4096)) 4096 random)" EIO
 check_eq "the group before reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 - G)) $G)" \
         "$(read_at "$TMP/big/large.bin" $((3 * 1048576 - G)) $G)"
 check_eq "the group after reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + G)) 4096)" \
