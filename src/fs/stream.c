@@ -79,14 +79,14 @@ static void *worker(void *userdata)
                 cas_blob_reader *rd = st->reader;
                 const uint8_t *ob = st->outboard;
                 uint64_t size = st->inode->size, start = c->index * CAS_STREAM_CHUNK;
-                uint8_t *buf = c->buf;
+                /* one region for the stream's chunks: two to a huge page, none wasted (no memory is
+                 * touched here: pages come as the reads fill them) */
+                if (!st->memory)
+                        st->memory = cas_direct_buffer((size_t)CAS_STREAM_DEPTH * CAS_STREAM_CHUNK);
+                uint8_t *buf = st->memory ? st->memory + (size_t)(c - st->chunks) * CAS_STREAM_CHUNK : NULL;
                 pthread_mutex_unlock(&s->lock);
 
-                int r = 0;
-                if (!buf) {
-                        buf = cas_direct_buffer(CAS_STREAM_CHUNK);
-                        r = buf ? 0 : -ENOMEM;
-                }
+                int r = buf ? 0 : -ENOMEM;
                 size_t span = (size_t)MIN((uint64_t)CAS_STREAM_CHUNK, size - start);
                 uint64_t bad;
                 if (r == 0 && ob)
@@ -129,10 +129,9 @@ void cas_streams_stop(cas_streams *s)
                 cas_blob_reader *rd;
                 reset(s, &s->slots[n], &i, &rd);
                 let_go(s, i, rd);
-                for (size_t k = 0; k < CAS_STREAM_DEPTH; k++) {
-                        free(s->slots[n].chunks[k].buf);
+                for (size_t k = 0; k < CAS_STREAM_DEPTH; k++)
                         s->slots[n].chunks[k].buf = NULL;
-                }
+                free(TAKE_PTR(s->slots[n].memory));
         }
 }
 
@@ -140,8 +139,7 @@ void cas_streams_expire(cas_streams *s)
 {
         cas_inode *gone[CAS_STREAM_SLOTS] = {NULL};
         cas_blob_reader *readers[CAS_STREAM_SLOTS] = {NULL};
-        uint8_t *bufs[CAS_STREAM_SLOTS * CAS_STREAM_DEPTH] = {NULL};
-        size_t n_bufs = 0;
+        uint8_t *memory[CAS_STREAM_SLOTS] = {NULL};
 
         pthread_mutex_lock(&s->lock);
         for (size_t n = 0; n < CAS_STREAM_SLOTS; n++) {
@@ -151,15 +149,15 @@ void cas_streams_expire(cas_streams *s)
                         continue;
                 }
                 for (size_t k = 0; k < CAS_STREAM_DEPTH; k++)
-                        if (st->chunks[k].state != CAS_CHUNK_LOADING) /* none is, busy == 0 */
-                                bufs[n_bufs++] = TAKE_PTR(st->chunks[k].buf);
+                        st->chunks[k].buf = NULL; /* none is loading or taken: busy == 0 */
+                memory[n] = TAKE_PTR(st->memory);
                 reset(s, st, &gone[n], &readers[n]);
         }
         pthread_mutex_unlock(&s->lock);
-        for (size_t k = 0; k < n_bufs; k++)
-                free(bufs[k]);
-        for (size_t n = 0; n < CAS_STREAM_SLOTS; n++)
+        for (size_t n = 0; n < CAS_STREAM_SLOTS; n++) {
+                free(memory[n]);
                 let_go(s, gone[n], readers[n]);
+        }
 }
 
 /* The stream following file i, or NULL. Under lock. */

@@ -55,7 +55,7 @@ typedef enum cas_chunk_state {
 typedef struct cas_stream_chunk {
         uint64_t index; /* offset / CAS_STREAM_CHUNK */
         cas_chunk_state state;
-        uint8_t *buf; /* CAS_STREAM_CHUNK bytes, aligned for direct reads */
+        uint8_t *buf; /* CAS_STREAM_CHUNK bytes of its stream's memory */
 } cas_stream_chunk;
 
 typedef struct cas_stream {
@@ -66,6 +66,7 @@ typedef struct cas_stream {
         uint64_t age;
         uint64_t age_seen; /* its age at the last cas_streams_expire */
         unsigned busy; /* chunks loading or TAKEN: the slot is not reused meanwhile */
+        uint8_t *memory; /* the chunks' buffers, one region in huge pages (allocated on first use) */
         cas_stream_chunk chunks[CAS_STREAM_DEPTH];
 } cas_stream;
 
