@@ -156,6 +156,8 @@ for run in $(seq 1 "$runs"); do
                 res[$s,warm_read,$k]=$(timed readall)
                 mount_sys "$s"; drop
                 res[$s,cold_seq,$k]=$(timed readbig)
+                # right after: the page cache as the cold read left it (untouched pages go within a minute)
+                res[$s,warm_seq,$k]=$(timed readbig)
                 mount_sys "$s"; drop
                 before=$(rchar)
                 out=$(randread "$root/$big" "$big_size")
@@ -168,8 +170,9 @@ cleanup
 
 printf '\n%s, %s runs (order: %s), %s\n' "$corpus ($(du -sh "$corpus" | cut -f1), $(find "$corpus" | wc -l) entries)" "$runs" \
         "${order[*]}" "${pin[*]:-unpinned}"
-cols=(cold_walk warm_walk cold_read warm_read cold_seq cold_rand)
-printf '%-15s %16s %16s %16s %16s %16s %16s\n' "" "cold walk" "warm walk" "cold read" "warm read" "cold seq" "cold rand"
+cols=(cold_walk warm_walk cold_read warm_read cold_seq warm_seq cold_rand)
+printf '%-15s %16s %16s %16s %16s %16s %16s %16s\n' "" "cold walk" "warm walk" "cold read" "warm read" "cold seq" \
+        "warm seq" "cold rand"
 declare -A med base
 for s in "${systems[@]}"; do
         line=$(printf '%-15s' "$s")
@@ -181,13 +184,14 @@ for s in "${systems[@]}"; do
         done
         for m in "${cols[@]}"; do
                 [ "$s" = native ] && base[$m]=${med[$s,$m]}
-                case $m in cold_seq|cold_rand) fmt=' %8.3f (%5s)' ;; *) fmt=' %8.2f (%5s)' ;; esac
+                case $m in cold_seq|warm_seq|cold_rand) fmt=' %8.3f (%5s)' ;; *) fmt=' %8.2f (%5s)' ;; esac
                 line+=$(printf "$fmt" "${med[$s,$m]}" "$(ratio "${med[$s,$m]}" "${base[$m]:-}")")
         done
         echo "$line"
 done
 echo "time in s (ratio to native)"
-echo "cold seq: cat of the largest file, $big ($big_size bytes); cold rand: $nreads random 4 KiB reads of it" \
+echo "cold seq: cat of the largest file, $big ($big_size bytes); warm seq: the same again right after it, on the" \
+        "same mount; cold rand: $nreads random 4 KiB reads of it" \
         "(fio, seed $seed, buffered, POSIX_FADV_RANDOM), the sum of their latencies"
 line="cold rand, slowest read (ms):"
 for s in "${systems[@]}"; do line+=" $s ${med[$s,rand_max]}"; done

@@ -1,10 +1,26 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "log.h"
 #include "macro.h"
 #include "outboard.h"
 #include "verify.h"
+
+#define HUGE_PAGE (2u * 1024 * 1024)
+
+void *cas_direct_buffer(size_t n)
+{
+        void *b;
+
+        if (n < HUGE_PAGE / 2) /* not worth a huge page */
+                return posix_memalign(&b, CAS_DIRECT_ALIGN, n) == 0 ? b : NULL;
+        size_t whole = (n + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+        if (posix_memalign(&b, HUGE_PAGE, whole) != 0)
+                return NULL;
+        (void)madvise(b, whole, MADV_HUGEPAGE); /* a hint: ordinary pages otherwise */
+        return b;
+}
 
 int cas_verify_buffer(const void *data, size_t n, const cas_digest *d)
 {

@@ -25,6 +25,13 @@
 /* n bytes rounded up to whole blocks: the length of a direct read of them */
 #define CAS_DIRECT_LEN(n) (((size_t)(n) + CAS_DIRECT_ALIGN - 1) & ~(size_t)(CAS_DIRECT_ALIGN - 1))
 
+/* n bytes aligned for direct reads, in huge pages where the kernel gives
+ * them (freed with free()). A direct read into ordinary pages is cut into
+ * disk requests of at most max_segments pages (254 on virtio-blk: under
+ * 1 MiB), one per scattered page; into a huge page it is one segment, so a
+ * 1 MiB read is one request. NULL when out of memory. */
+void *cas_direct_buffer(size_t n);
+
 /* 0 when the n bytes at data hash to d, else -EBADMSG. */
 int cas_verify_buffer(const void *data, size_t n, const cas_digest *d);
 

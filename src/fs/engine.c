@@ -60,6 +60,7 @@ struct cas_engine {
         cas_bufpool pool;
         cas_parked parked;
         cas_readahead ra;
+        cas_streams streams;
         cas_top top;
 
         /* the housekeeping thread (cas_engine_start) */
@@ -746,6 +747,7 @@ static void tick(cas_engine *e)
 {
         uint64_t freed = cas_inodes_freed(e->inodes);
 
+        cas_streams_expire(&e->streams);
         /* Releasing while FORGETs still come would leave what they free
          * after: wait for a quiet tick. */
         if (freed == e->tick_freed && freed - e->released_freed >= RELEASE_AFTER_FREED) {
@@ -785,10 +787,12 @@ int cas_engine_start(cas_engine *e)
         int r;
 
         cas_readahead_start(&e->ra);
+        cas_streams_start(&e->streams);
         e->stop_ticking = false;
         r = pthread_create(&e->ticker, NULL, ticker, e);
         if (r != 0) {
                 cas_readahead_stop(&e->ra);
+                cas_streams_stop(&e->streams);
                 return -r;
         }
         e->ticking = true;
@@ -806,6 +810,7 @@ void cas_engine_stop(cas_engine *e)
                 e->ticking = false;
         }
         cas_readahead_stop(&e->ra);
+        cas_streams_stop(&e->streams); /* lets go of the inodes it holds, before the table goes */
 }
 
 uint64_t cas_engine_inode_count(cas_engine *e)
@@ -871,6 +876,8 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
         cas_parked_init(&e->parked, &e->pool);
         cas_readpath_init(&e->rp, store->blobs, &e->opts, &e->parked, &e->transport);
         cas_readahead_init(&e->ra, store->blobs, e->inodes, &e->dirs, &e->rp, &e->parked, &e->opts);
+        cas_streams_init(&e->streams, store->blobs, e->inodes, e->opts.direct_io);
+        e->rp.streams = &e->streams;
         *ret = e;
         return 0;
 }
@@ -883,6 +890,7 @@ cas_engine *cas_engine_free(cas_engine *e)
         cas_inodes_free(e->inodes);
         cas_top_done(&e->top);
         cas_readahead_done(&e->ra);
+        cas_streams_done(&e->streams);
         cas_readpath_done(&e->rp);
         cas_parked_done(&e->parked);
         cas_bufpool_done(&e->pool);

@@ -19,6 +19,7 @@
 #include "fuse-dev.h"
 #include "macro.h"
 #include "log.h"
+#include "verify.h"
 
 struct cas_fuse {
         cas_engine *engine;
@@ -71,10 +72,10 @@ static void *worker(void *userdata)
         _cleanup_free_ uint8_t *in = malloc(f->bufsize);
         _cleanup_free_ void *out_mem = NULL;
         /* a reply's payload (after its 16-byte header) page-aligned, with a
-         * page to spare: direct reads from the store land in it */
-        uint8_t *out = posix_memalign(&out_mem, 4096, f->bufsize + 8192) == 0
-                               ? (uint8_t *)out_mem + 4096 - 16 /* sizeof(struct fuse_out_header) */
-                               : NULL;
+         * page to spare: direct reads from the store land in it (in a huge
+         * page: one disk request for a 1 MiB read) */
+        out_mem = cas_direct_buffer(f->bufsize + 8192);
+        uint8_t *out = out_mem ? (uint8_t *)out_mem + 4096 - 16 /* sizeof(struct fuse_out_header) */ : NULL;
 
         while (in && out && !atomic_load(&f->stopping)) {
                 ssize_t n = read(f->fd, in, f->bufsize);

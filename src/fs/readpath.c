@@ -301,6 +301,9 @@ static int read_blob(cas_readpath *rp, cas_request *rq, cas_inode *i, cas_blob_r
         /* a reader of a remote blob partly cached checks what it reads itself */
         bool verify = rp->verify && !cas_blob_reader_checked(rd);
 
+        if (cas_outboard_size(i->size) > 0 && rp->streams && !cas_blob_reader_checked(rd) &&
+            (!verify || cas_readpath_outboard(rp, rd, i, &ob) >= 0) && cas_streams_read(rp->streams, rq, i, ob, off, size))
+                return 0; /* read ahead, and checked there when verifying */
         if (!verify && cas_outboard_size(i->size) > 0 && (payload = cas_request_payload(rq, &room)) &&
             room >= size) {
                 ssize_t got = cas_verify_pread(rd, payload, room, size, off, rp->direct_io);

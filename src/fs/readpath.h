@@ -16,12 +16,14 @@
 #include "inodes.h"
 #include "parked.h"
 #include "request.h"
+#include "stream.h"
 
 typedef struct cas_readpath {
         cas_blobstore *blobs;
         bool verify;    /* check bytes before serving them */
         bool direct_io; /* large blobs: read with O_DIRECT when the reply buffer allows */
         cas_parked *parked;
+        cas_streams *streams; /* reading ahead of sequential readers of large blobs (NULL: none) */
         const cas_engine_transport *transport;
         bool passthrough;                 /* the kernel reads verified blobs' files itself (set at INIT) */
         _Atomic bool passthrough_refused; /* the kernel refused a backing file: stop trying */
