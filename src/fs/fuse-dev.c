@@ -4,6 +4,7 @@
 #include <fuse_lowlevel.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/fuse.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -66,15 +67,27 @@ static void backing_close_cb(void *userdata, int32_t id)
         (void)ioctl(f->fd, IOC_BACKING_CLOSE, &u);
 }
 
+/* Whether the request of n bytes at in is a READ of half a MiB or more. */
+static bool reads_large(const uint8_t *in, ssize_t n)
+{
+        const struct fuse_in_header *h = (const void *)in;
+        const struct fuse_read_in *r = (const void *)(h + 1);
+
+        return (size_t)n >= sizeof(*h) + sizeof(*r) && h->opcode == FUSE_READ && r->size >= 512 * 1024;
+}
+
 static void *worker(void *userdata)
 {
         cas_fuse *f = userdata;
         _cleanup_free_ uint8_t *in = malloc(f->bufsize);
         _cleanup_free_ void *out_mem = NULL;
+        bool huge = false;
         /* a reply's payload (after its 16-byte header) page-aligned, with a
-         * page to spare: direct reads from the store land in it (in a huge
-         * page: one disk request for a 1 MiB read) */
-        out_mem = cas_direct_buffer(f->bufsize + 8192);
+         * page to spare: direct reads from the store land in it. Ordinary
+         * pages until the first large READ, then huge ones (one disk request
+         * for a 1 MiB read): an idle or walked mount holds no 2 MiB a thread. */
+        if (posix_memalign(&out_mem, CAS_DIRECT_ALIGN, f->bufsize + 8192) != 0)
+                out_mem = NULL;
         uint8_t *out = out_mem ? (uint8_t *)out_mem + 4096 - 16 /* sizeof(struct fuse_out_header) */ : NULL;
 
         while (in && out && !atomic_load(&f->stopping)) {
@@ -84,6 +97,13 @@ static void *worker(void *userdata)
                         if (errno == EINTR || errno == EAGAIN || errno == ENOENT)
                                 continue;
                         break; /* ENODEV: unmounted */
+                }
+                void *m;
+                if (!huge && reads_large(in, n) && (m = cas_direct_buffer(f->bufsize + 8192))) {
+                        free(out_mem);
+                        out_mem = m;
+                        out = (uint8_t *)m + 4096 - 16;
+                        huge = true;
                 }
                 struct iovec iv = {in, (size_t)n}, ov = {out, f->bufsize + 4096};
                 ssize_t w = cas_engine_handle(f->engine, &iv, 1, &ov, 1);
