@@ -297,9 +297,10 @@ static int fetch_chunks(cache_blobstore *cb, const cas_chunk_ref *refs, size_t n
         }
         pthread_mutex_unlock(&cb->lock);
 
-        /* fetched by another thread between the caller's look and ours */
+        /* fetched by another thread between the caller's look and ours
+         * (a fetch is stored before it leaves the list) */
         for (size_t i = 0; i < n_jobs;) {
-                if (!blob && cas_blobstore_has(cb->local, &jobs[i].ref->digest) > 0) {
+                if (cas_blobstore_has(cb->local, &jobs[i].ref->digest) > 0) {
                         pthread_mutex_lock(&cb->lock);
                         fetch_finish(cb, jobs[i].f, 0);
                         pthread_mutex_unlock(&cb->lock);
