@@ -152,6 +152,40 @@ int main(void)
         CHECK(cached > 0 && cached <= co.max_bytes);
         cas_store_free(s);
 
+        /* prefetching: the small blobs fetched at once, each checked before
+         * it is stored; a damaged one is never stored nor served, a large
+         * one is left to its reads; a local store does not prefetch */
+        enum { N_PF = 20 };
+        cas_chunk_ref refs[N_PF + 1];
+        uint8_t *pf[N_PF];
+        for (unsigned k = 0; k < N_PF; k++) {
+                pf[k] = pattern(small_n + k, 1000 + k);
+                ASSERT(cas_blobstore_put(remote->blobs, pf[k], small_n + k, &refs[k].digest) == 0);
+                refs[k].size = small_n + k;
+        }
+        refs[N_PF] = (cas_chunk_ref){dother, big_n};
+        damage(&refs[3].digest);
+        snprintf(sub, sizeof(sub), "%s/c3", dir);
+        co.max_bytes = 0;
+        ASSERT(cas_store_open_cached(addr, sub, NULL, &co, &s) == 0);
+        CHECK(cas_blobstore_can_prefetch(s->blobs));
+        CHECK(!cas_blobstore_can_prefetch(s->cache_local->blobs));
+        CHECK_RC(cas_blobstore_prefetch(s->cache_local->blobs, refs, N_PF), -EOPNOTSUPP);
+        CHECK_RC(cas_blobstore_prefetch(s->blobs, refs, N_PF + 1), -EBADMSG);
+        for (unsigned k = 0; k < N_PF; k++)
+                CHECK_RC(cas_blobstore_has(s->cache_local->blobs, &refs[k].digest), k == 3 ? 0 : 1);
+        CHECK_RC(cas_blobstore_has(s->cache_local->blobs, &dother), 0);
+        CHECK_RC(cas_blobstore_open_sized(s->blobs, &refs[3].digest, refs[3].size, &rd), -EBADMSG);
+        CHECK_RC(cas_blobstore_open_sized(s->blobs, &refs[5].digest, refs[5].size, &rd), 0);
+        CHECK_RC(cas_blob_reader_pread(rd, back, small_n + 5, 0), (ssize_t)(small_n + 5));
+        CHECK(memcmp(back, pf[5], small_n + 5) == 0);
+        cas_blob_reader_free(rd);
+        /* what is there already is not fetched again */
+        CHECK_RC(cas_blobstore_prefetch(s->blobs, refs + 4, 4), 0);
+        cas_store_free(s);
+        for (unsigned k = 0; k < N_PF; k++)
+                free(pf[k]);
+
         cas_store_free(remote);
         free(top);
         free(big);

@@ -19,6 +19,10 @@ typedef struct blobstore_ops {
          * and check what they fetch with it); else open, then the size compared. */
         int (*open_sized)(cas_blobstore *bs, const cas_digest *d, uint64_t size,
                           cas_blob_reader **ret);
+        /* Optional (cache.c): fetches the blobs of refs[0..n) that are not
+         * there yet into the store, many at once, and returns when they are
+         * in (or failed: a failure is the open's to report). */
+        int (*prefetch)(cas_blobstore *bs, const cas_chunk_ref *refs, size_t n);
         /* Stores bytes held in memory (digest known). */
         int (*put_buffer)(cas_blobstore *bs, const cas_digest *d, const void *buf, size_t n,
                           int *ret_existed);

@@ -53,6 +53,18 @@ int cas_blobstore_has(cas_blobstore *bs, const cas_digest *d)
         return r == -ENOENT ? 0 : r < 0 ? r : 1;
 }
 
+bool cas_blobstore_can_prefetch(const cas_blobstore *bs)
+{
+        return bs->ops->prefetch;
+}
+
+int cas_blobstore_prefetch(cas_blobstore *bs, const cas_chunk_ref *refs, size_t n)
+{
+        if (!bs->ops->prefetch)
+                return -EOPNOTSUPP;
+        return bs->ops->prefetch(bs, refs, n);
+}
+
 int cas_blobstore_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
 {
         return bs->ops->open(bs, d, ret);

@@ -38,6 +38,15 @@ int cas_blobstore_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader *
  * what they fetch before anything is decompressed. */
 int cas_blobstore_open_sized(cas_blobstore *bs, const cas_digest *d, uint64_t size,
                              cas_blob_reader **ret);
+/* Stores that fetch what they open over a network (a remote store read
+ * through a cache) take many blobs ahead of their reads at once, so that
+ * the round trips overlap: refs[i] is a blob's digest and size. Returns once
+ * each of them is in (or failed: its open reports it); -EOPNOTSUPP for a
+ * store that does not fetch (cas_blobstore_can_prefetch is false), which
+ * reads ahead by opening. Every blob is checked before it is stored. */
+typedef struct cas_chunk_ref cas_chunk_ref;
+bool cas_blobstore_can_prefetch(const cas_blobstore *bs);
+int cas_blobstore_prefetch(cas_blobstore *bs, const cas_chunk_ref *refs, size_t n);
 uint64_t cas_blob_reader_size(const cas_blob_reader *rd);
 /* Reads up to n bytes at off; short only at the end of the blob. */
 ssize_t cas_blob_reader_pread(cas_blob_reader *rd, void *buf, size_t n, uint64_t off);

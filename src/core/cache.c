@@ -282,9 +282,10 @@ static int fetch_chunks(cache_blobstore *cb, const cas_chunk_ref *refs, size_t n
         }
         pthread_mutex_unlock(&cb->lock);
 
-        /* fetched by another thread between the caller's look and ours */
+        /* fetched by another thread between the caller's look and ours
+         * (a fetch is stored before it leaves the list) */
         for (size_t i = 0; i < n_jobs;) {
-                if (!blob && cas_blobstore_has(cb->local, &jobs[i].ref->digest) > 0) {
+                if (cas_blobstore_has(cb->local, &jobs[i].ref->digest) > 0) {
                         pthread_mutex_lock(&cb->lock);
                         fetch_finish(cb, jobs[i].f, 0);
                         pthread_mutex_unlock(&cb->lock);
@@ -690,6 +691,27 @@ static int cache_open_sized(cas_blobstore *bs, const cas_digest *d, uint64_t siz
         return r;
 }
 
+/* Blobs of one chunk that are not cached yet, fetched whole in one batch
+ * (--jobs in flight): what a reader then opens is local, or being fetched
+ * already (it waits for that fetch, fetch_find). Larger blobs are left to
+ * their reads, which fetch the chunks they touch. */
+static int cache_prefetch(cas_blobstore *bs, const cas_chunk_ref *refs, size_t n)
+{
+        cache_blobstore *cb = CACHE(bs);
+        _cleanup_free_ cas_chunk_ref *missing = calloc(n, sizeof(*missing));
+        size_t n_missing = 0;
+
+        if (!missing)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (refs[i].size > 0 && refs[i].size <= CAS_CHUNK_MAX &&
+                    cas_blobstore_has(cb->local, &refs[i].digest) == 0)
+                        missing[n_missing++] = refs[i];
+        if (n_missing == 0)
+                return 0;
+        return fetch_chunks(cb, missing, n_missing, true);
+}
+
 static int cache_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
 {
         return cache_open_sized(bs, d, CAS_BLOB_SIZE_UNKNOWN, ret);
@@ -771,6 +793,7 @@ static const blobstore_ops cache_ops = {
     .has = cache_has,
     .open = cache_open,
     .open_sized = cache_open_sized,
+    .prefetch = cache_prefetch,
     .put_buffer = cache_put_buffer,
     .put_file = cache_put_file,
     .sync = cache_sync,

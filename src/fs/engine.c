@@ -222,7 +222,7 @@ static int lookup(cas_engine *e, cas_request *rq, cas_inode *p, const char *name
         if (r >= 0)
                 r = cas_inodes_lookup(e->inodes, n, &c);
         if (r >= 0 && cache)
-                cas_readahead_seen(c, p, (uint32_t)(n - cache->dir->nodes));
+                cas_readahead_seen(&e->ra, c, p, (uint32_t)(n - cache->dir->nodes));
         if (r >= 0)
                 cas_readahead_outboard(&e->ra, n, c);
         cas_dir_cache_unref(cache);
@@ -441,7 +441,7 @@ static int list_directory(cas_engine *e, cas_request *rq, cas_inode *i, bool plu
                 if (n && plus) {
                         if (cas_inodes_lookup(e->inodes, n, &c) < 0)
                                 break;
-                        cas_readahead_seen(c, i, order[off - 2]);
+                        cas_readahead_seen(&e->ra, c, i, order[off - 2]);
                 }
                 listing_put(&l, c, c ? c->ino : (off == 0 ? i->ino : CAS_ROOT_INO), off, name, name_len,
                             dirent_type(n ? n->type : CAS_NODE_DIRECTORY));

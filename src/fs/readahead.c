@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 
+#include "chunker.h"
 #include "macro.h"
 #include "outboard.h"
 #include "readahead.h"
@@ -25,15 +26,84 @@ void cas_readahead_init(cas_readahead *ra, cas_blobstore *blobs, cas_inodes *ino
                 .verify = opts->verify,
                 .direct_io = opts->direct_io,
         };
+        ra->deep = ra->window > 0 && cas_blobstore_can_prefetch(blobs);
+        ra->meta = dirs->meta;
         pthread_mutex_init(&ra->lock, NULL);
         pthread_cond_init(&ra->cond, NULL);
+        pthread_mutex_init(&ra->parents_lock, NULL);
+        pthread_mutex_init(&ra->walk_lock, NULL);
+        pthread_cond_init(&ra->pf_cond, NULL);
 }
 
 void cas_readahead_done(cas_readahead *ra)
 {
         cas_readahead_stop(ra);
+        cas_digest_map_done(&ra->parents);
+        free(ra->parent_at);
+        cas_digest_map_done(&ra->seen);
         pthread_mutex_destroy(&ra->lock);
         pthread_cond_destroy(&ra->cond);
+        pthread_mutex_destroy(&ra->parents_lock);
+        pthread_mutex_destroy(&ra->walk_lock);
+        pthread_cond_destroy(&ra->pf_cond);
+}
+
+/* Where a directory was last found: its parent and its index there. */
+typedef struct cas_readahead_parent {
+        cas_digest parent;
+        uint32_t at;
+} cas_readahead_parent;
+
+/* Bounds the tables of reading further ahead: past it they start again
+ * (which costs some walks, never a wrong byte). */
+#define DEEP_TABLE_MAX (1u << 20)
+/* How deep a walk goes (down, and back up), bounding its stack. */
+#define DEEP_DEPTH_MAX 256
+
+/* Room for one more parent (parents_lock held). */
+static bool parents_room(cas_readahead *ra)
+{
+        if (ra->n_parents < ra->alloc_parents)
+                return true;
+        size_t na = MAX(2 * ra->alloc_parents, (size_t)1024);
+        cas_readahead_parent *np = realloc(ra->parent_at, na * sizeof(*np));
+        if (!np)
+                return false;
+        ra->parent_at = np;
+        ra->alloc_parents = na;
+        return true;
+}
+
+static void remember_parent(cas_readahead *ra, const cas_inode *c, const cas_inode *p, uint32_t index)
+{
+        uint64_t k;
+
+        pthread_mutex_lock(&ra->parents_lock);
+        if (ra->n_parents >= DEEP_TABLE_MAX) {
+                cas_digest_map_done(&ra->parents);
+                ra->n_parents = 0;
+        }
+        if (cas_digest_map_get(&ra->parents, &c->digest, &k))
+                ra->parent_at[k] = (cas_readahead_parent){p->digest, index};
+        /* out of memory: only less reading ahead */
+        else if (parents_room(ra) && cas_digest_map_put(&ra->parents, &c->digest, ra->n_parents) >= 0)
+                ra->parent_at[ra->n_parents++] = (cas_readahead_parent){p->digest, index};
+        pthread_mutex_unlock(&ra->parents_lock);
+}
+
+static bool parent_of(cas_readahead *ra, const cas_digest *d, cas_digest *ret_parent, uint32_t *ret_at)
+{
+        uint64_t k;
+        bool found;
+
+        pthread_mutex_lock(&ra->parents_lock);
+        found = cas_digest_map_get(&ra->parents, d, &k);
+        if (found) {
+                *ret_parent = ra->parent_at[k].parent;
+                *ret_at = ra->parent_at[k].at;
+        }
+        pthread_mutex_unlock(&ra->parents_lock);
+        return found;
 }
 
 static void push(cas_readahead *ra, const cas_node *n, uint64_t ino)
@@ -49,8 +119,10 @@ static void push(cas_readahead *ra, const cas_node *n, uint64_t ino)
         pthread_mutex_unlock(&ra->lock);
 }
 
-void cas_readahead_seen(cas_inode *c, const cas_inode *p, uint32_t index)
+void cas_readahead_seen(cas_readahead *ra, cas_inode *c, const cas_inode *p, uint32_t index)
 {
+        if (c->type == CAS_NODE_DIRECTORY && ra->deep && p->type == CAS_NODE_DIRECTORY)
+                remember_parent(ra, c, p, index);
         if (c->type != CAS_NODE_FILE)
                 return;
         atomic_store_explicit(&cas_state(c)->seen_in, p->ino, memory_order_relaxed);
@@ -84,6 +156,150 @@ static void outboard_load(cas_readahead *ra, const cas_readahead_item *p)
                 cas_inode_unref(ra->inodes, i);
 }
 
+/* ---- reading further ahead ---- */
+
+#define NO_ENTRY UINT32_MAX
+#define SEEN 1
+#define SEEN_NEXT 2 /* the next walk starts at this file */
+
+typedef struct walk {
+        cas_readahead *ra;
+        cas_chunk_ref refs[CAS_PREFETCH_FILES];
+        size_t n_refs;
+        unsigned files, max_files;
+        uint64_t bytes, max_bytes;
+} walk;
+
+/* One file on the way (walk_lock held); false once the window is used. */
+static bool walk_file(walk *w, const cas_node *n)
+{
+        cas_readahead *ra = w->ra;
+        uint64_t *v = cas_digest_map_find(&ra->seen, &n->digest);
+
+        if (w->files >= w->max_files || w->bytes >= w->max_bytes)
+                return false;
+        w->files++;
+        if (w->files == w->max_files / 2) {
+                /* refilled when the reader gets here: the window stays ahead */
+                (void)cas_digest_map_put(&ra->seen, &n->digest, SEEN_NEXT);
+        } else if (!v)
+                (void)cas_digest_map_put(&ra->seen, &n->digest, SEEN);
+        /* blobs of several chunks are fetched by chunks as they are read */
+        if (v || n->size == 0 || n->size > CAS_CHUNK_MAX)
+                return true;
+        w->refs[w->n_refs++] = (cas_chunk_ref){n->digest, n->size};
+        w->bytes += n->size;
+        return true;
+}
+
+/* The entries of directory d after entry after (an index into its nodes;
+ * NO_ENTRY: all of them), by name, subdirectories walked into; false once
+ * the window is used. A directory that does not load is passed over (the
+ * readers see its error). */
+static bool walk_directory(walk *w, const cas_digest *d, uint32_t after, unsigned depth)
+{
+        _cleanup_free_ cas_directory *dir = NULL;
+        _cleanup_free_ uint32_t *order = NULL;
+        bool more = true;
+        size_t k = 0;
+
+        if (depth > DEEP_DEPTH_MAX || cas_metastore_get_directory(w->ra->meta, d, &dir) < 0)
+                return true;
+        order = malloc(MAX(dir->n_nodes, (size_t)1) * sizeof(*order));
+        if (!order)
+                return false;
+        cas_directory_name_order(dir, order);
+        if (after != NO_ENTRY) {
+                while (k < dir->n_nodes && order[k] != after)
+                        k++;
+                k++;
+        }
+        for (; more && k < dir->n_nodes; k++) {
+                const cas_node *n = &dir->nodes[order[k]];
+                if (n->type == CAS_NODE_FILE)
+                        more = walk_file(w, n);
+                else if (n->type == CAS_NODE_DIRECTORY)
+                        more = walk_directory(w, &n->digest, NO_ENTRY, depth + 1);
+        }
+        return more;
+}
+
+/* Reader on file i, entry at of directory d: when i is outside of what was
+ * walked already, or where the window is to be refilled, walks the window
+ * from there and queues its small blobs for the prefetching threads. */
+static void deep_after(cas_readahead *ra, cas_inode *i, const cas_inode *d, uint32_t at)
+{
+        _cleanup_free_ walk *w = NULL;
+        cas_digest dir = d->digest;
+
+        pthread_mutex_lock(&ra->walk_lock);
+        uint64_t *v = cas_digest_map_find(&ra->seen, &i->digest);
+        /* outside of the window: a reader in order reads the next file of
+         * the directory after the last one (a compiler opening headers,
+         * python importing modules, rarely do): only then a walk */
+        bool next = d->ino == ra->last_dir && at > ra->last_at && at - ra->last_at <= 2;
+        ra->last_dir = d->ino;
+        ra->last_at = at;
+        if (v && *v != SEEN_NEXT)
+                ra->deep_hits++;
+        if ((v && *v != SEEN_NEXT) || (!v && !next) || !(w = calloc(1, sizeof(*w)))) {
+                pthread_mutex_unlock(&ra->walk_lock);
+                return;
+        }
+        /* A reader that got to the middle of the window reading most of
+         * it goes on in this order: the window doubles. One that starts
+         * elsewhere may not go on for long: the window starts small
+         * again, and what was queued for the last one is dropped. */
+        bool onward = v;
+        if (!onward)
+                ra->deep_files = CAS_PREFETCH_FILES_MIN;
+        else if (ra->deep_hits >= ra->deep_files / 4)
+                ra->deep_files = MIN(2 * ra->deep_files, (unsigned)CAS_PREFETCH_FILES);
+        ra->deep_hits = 0;
+        if (ra->seen.n_used >= DEEP_TABLE_MAX)
+                cas_digest_map_done(&ra->seen);
+        (void)cas_digest_map_put(&ra->seen, &i->digest, SEEN);
+        w->ra = ra;
+        w->max_files = ra->deep_files;
+        w->max_bytes = (uint64_t)CAS_PREFETCH_BYTES / CAS_PREFETCH_FILES * ra->deep_files;
+        for (unsigned up = 0; up <= DEEP_DEPTH_MAX; up++)
+                if (!walk_directory(w, &dir, at, 0) || !parent_of(ra, &dir, &dir, &at))
+                        break;
+        pthread_mutex_unlock(&ra->walk_lock);
+
+        pthread_mutex_lock(&ra->lock);
+        if (!onward)
+                ra->pf_n = 0;
+        for (size_t k = 0; k < w->n_refs && ra->pf_n < CAS_PREFETCH_QUEUE; k++)
+                ra->pf_ring[(ra->pf_head + ra->pf_n++) % CAS_PREFETCH_QUEUE] = w->refs[k];
+        pthread_cond_broadcast(&ra->pf_cond);
+        pthread_mutex_unlock(&ra->lock);
+}
+
+static void *prefetcher(void *userdata)
+{
+        cas_readahead *ra = userdata;
+        cas_chunk_ref batch[CAS_PREFETCH_BATCH];
+
+        pthread_mutex_lock(&ra->lock);
+        for (;;) {
+                while (ra->pf_n == 0 && !ra->stop)
+                        pthread_cond_wait(&ra->pf_cond, &ra->lock);
+                if (ra->stop)
+                        break;
+                size_t n = 0;
+                for (; n < CAS_PREFETCH_BATCH && ra->pf_n > 0; n++, ra->pf_n--) {
+                        batch[n] = ra->pf_ring[ra->pf_head];
+                        ra->pf_head = (ra->pf_head + 1) % CAS_PREFETCH_QUEUE;
+                }
+                pthread_mutex_unlock(&ra->lock);
+                (void)cas_blobstore_prefetch(ra->blobs, batch, n); /* a failure is the reads' to report */
+                pthread_mutex_lock(&ra->lock);
+        }
+        pthread_mutex_unlock(&ra->lock);
+        return NULL;
+}
+
 /* Queues the files after file i in the directory it was found in, keeping
  * the window of them ahead. Refills when half of the window is used, so a
  * reader going through a directory queues each file once. */
@@ -103,6 +319,8 @@ void cas_readahead_after(cas_readahead *ra, cas_inode *i)
                 cas_inode_unref(ra->inodes, d);
                 return;
         }
+        if (ra->deep)
+                deep_after(ra, i, d, at);
         uint32_t done = atomic_load(&cas_state(d)->read_ahead);
         /* within the window queued already, and more than half of it left: nothing to do */
         bool queued = done > at && done <= at + 1 + window;
@@ -202,6 +420,9 @@ void cas_readahead_start(cas_readahead *ra)
         for (; ra->n_threads < CAS_READAHEAD_THREADS; ra->n_threads++)
                 if (pthread_create(&ra->threads[ra->n_threads], NULL, worker, ra) != 0)
                         break;
+        for (; ra->deep && ra->n_pf_threads < CAS_PREFETCH_THREADS; ra->n_pf_threads++)
+                if (pthread_create(&ra->pf_threads[ra->n_pf_threads], NULL, prefetcher, ra) != 0)
+                        break;
 }
 
 void cas_readahead_stop(cas_readahead *ra)
@@ -209,8 +430,13 @@ void cas_readahead_stop(cas_readahead *ra)
         pthread_mutex_lock(&ra->lock);
         ra->stop = true;
         pthread_cond_broadcast(&ra->cond);
+        pthread_cond_broadcast(&ra->pf_cond);
         pthread_mutex_unlock(&ra->lock);
         for (unsigned k = 0; k < ra->n_threads; k++)
                 pthread_join(ra->threads[k], NULL);
         ra->n_threads = 0;
+        for (unsigned k = 0; k < ra->n_pf_threads; k++)
+                pthread_join(ra->pf_threads[k], NULL);
+        ra->n_pf_threads = 0;
+        ra->pf_n = 0;
 }

@@ -16,7 +16,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "digestmap.h"
 #include "dircache.h"
+#include "layout.h"
 #include "inodes.h"
 #include "parked.h"
 #include "readpath.h"
@@ -31,6 +33,20 @@ typedef struct cas_readahead_item {
         uint64_t ino;  /* not 0: load and check the outboard of this large file instead */
 } cas_readahead_item;
 
+/* Stores that fetch over a network (cas_blobstore_can_prefetch) are read
+ * further ahead: past the end of the directory, in the order readers go
+ * (entries by name, each subdirectory's before the next entry, then the
+ * parent's later entries: find, tar, cp -r), a window of files and bytes,
+ * fetched in batches by threads of their own so that many round trips
+ * overlap. Directories are local (a cache holds each root's closure), so
+ * walking ahead costs no request; only a read starts it, never a lookup. */
+#define CAS_PREFETCH_FILES 1024
+#define CAS_PREFETCH_FILES_MIN 32
+#define CAS_PREFETCH_BYTES (64u * 1024 * 1024)
+#define CAS_PREFETCH_THREADS 4
+#define CAS_PREFETCH_BATCH 16
+#define CAS_PREFETCH_QUEUE 4096
+
 typedef struct cas_readahead {
         cas_blobstore *blobs;
         cas_inodes *inodes;
@@ -39,13 +55,32 @@ typedef struct cas_readahead {
         cas_parked *parked;
         unsigned window; /* files read ahead of a reader (0: none) */
         bool verify, direct_io;
-        pthread_mutex_t lock; /* protects ring, head, n, stop */
+        pthread_mutex_t lock; /* protects ring, head, n, stop, pf_ring, pf_head, pf_n */
         pthread_cond_t cond;
         cas_readahead_item ring[CAS_READAHEAD_QUEUE];
         unsigned head, n;
         bool stop;
         pthread_t threads[CAS_READAHEAD_THREADS];
         unsigned n_threads;
+
+        /* reading further ahead (deep) */
+        bool deep;
+        cas_metastore *meta;
+        pthread_mutex_t parents_lock; /* protects parents, parent_at */
+        cas_digest_map parents;       /* directory digest -> index into parent_at */
+        struct cas_readahead_parent *parent_at;
+        size_t n_parents, alloc_parents;
+        pthread_mutex_t walk_lock; /* one walk at a time; protects seen, deep_files, deep_hits, last_* */
+        cas_digest_map seen;       /* files walked over (value: 2 where the next walk starts) */
+        unsigned deep_files;       /* the window's files now */
+        unsigned deep_hits;        /* reads in the window since the last walk */
+        uint64_t last_dir;         /* the last read: its directory and entry */
+        uint32_t last_at;
+        pthread_cond_t pf_cond;    /* the queue below, under lock */
+        cas_chunk_ref pf_ring[CAS_PREFETCH_QUEUE];
+        unsigned pf_head, pf_n;
+        pthread_t pf_threads[CAS_PREFETCH_THREADS];
+        unsigned n_pf_threads;
 } cas_readahead;
 
 void cas_readahead_init(cas_readahead *ra, cas_blobstore *blobs, cas_inodes *inodes, cas_dircache *dirs,
@@ -61,5 +96,6 @@ void cas_readahead_done(cas_readahead *ra);
 void cas_readahead_after(cas_readahead *ra, cas_inode *i);
 /* A file was looked up by name: load its outboard when it is large. */
 void cas_readahead_outboard(cas_readahead *ra, const cas_node *n, cas_inode *i);
-/* The kernel found file c as entry index of directory p: where to read ahead from. */
-void cas_readahead_seen(cas_inode *c, const cas_inode *p, uint32_t index);
+/* The kernel found c as entry index of directory p: where to read ahead
+ * from (a file), the way back up for reading further ahead (a directory). */
+void cas_readahead_seen(cas_readahead *ra, cas_inode *c, const cas_inode *p, uint32_t index);

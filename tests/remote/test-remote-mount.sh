@@ -141,6 +141,31 @@ if [ "$CASE" = s3 ]; then
         exit $?
 fi
 
+# ---- reading ahead: past the end of a directory, in the order of find ----
+before=$(requests)
+mount_remote "$STORE" "$TMP/cache-ahead" || { finish; exit 1; }
+find "$MNT/tree" -printf '%s %m %p\n' >/dev/null
+tail -n "+$((before + 1))" "$NGINX_DIR/access.log" >"$TMP/walk.log"
+check_eq "a metadata walk fetches no blob" "$(grep -c -E '"GET /casfs/(chunks|blobs)/' "$TMP/walk.log")" 0
+f1_hex=$("$CASFS" --store "$A" stat tree/many/f1 | awk '$1 == "digest:" {print $2}' |
+        python3 -c 'import base64, sys; print(base64.b64decode(sys.stdin.read().strip()[7:]).hex())')
+f1_cached=$TMP/cache-ahead/blobs/${f1_hex:0:2}/${f1_hex:2:2}/$f1_hex
+check "many/f1 is not cached before a read" test ! -e "$f1_cached"
+cat "$MNT/tree/include/h1.h" >/dev/null
+sleep 1
+check "one file read alone fetches nothing past its directory" test ! -e "$f1_cached"
+(cd "$MNT/tree/include" && export LC_ALL=C && cat -- * >/dev/null)
+for _ in $(seq 1 100); do
+        [ -e "$f1_cached" ] && break
+        sleep 0.1
+done
+check "reading include/ in order fetches the files after it, many/f1 among them" test -e "$f1_cached"
+diff_tree "a mount reading ahead"
+tail -n "+$((before + 1))" "$NGINX_DIR/access.log" | grep -o '"GET /casfs/chunks/[^ ]*' | sort | uniq -d >"$TMP/dups"
+check_eq "no chunk was fetched twice" "$(cat "$TMP/dups")" ""
+stop_daemon
+fsck_clean "$TMP/cache-ahead"
+
 # ---- a large blob: the chunks a read touches, each fetched once ----
 big_hex=$("$CASFS" --store "$A" stat tree/big.bin | awk '$1 == "digest:" {print $2}' |
         python3 -c 'import base64, sys; print(base64.b64decode(sys.stdin.read().strip()[7:]).hex())')
