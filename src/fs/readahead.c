@@ -7,6 +7,7 @@
 #include "outboard.h"
 #include "readahead.h"
 #include "state.h"
+#include "threads.h"
 #include "verify.h"
 
 /* How much of a larger blob is read ahead (it gets the kernel's own
@@ -417,12 +418,9 @@ void cas_readahead_start(cas_readahead *ra)
         if (!ra->window)
                 return;
         ra->stop = false;
-        for (; ra->n_threads < CAS_READAHEAD_THREADS; ra->n_threads++)
-                if (pthread_create(&ra->threads[ra->n_threads], NULL, worker, ra) != 0)
-                        break;
-        for (; ra->deep && ra->n_pf_threads < CAS_PREFETCH_THREADS; ra->n_pf_threads++)
-                if (pthread_create(&ra->pf_threads[ra->n_pf_threads], NULL, prefetcher, ra) != 0)
-                        break;
+        cas_threads_start(ra->threads, &ra->n_threads, CAS_READAHEAD_THREADS, worker, ra);
+        if (ra->deep)
+                cas_threads_start(ra->pf_threads, &ra->n_pf_threads, CAS_PREFETCH_THREADS, prefetcher, ra);
 }
 
 void cas_readahead_stop(cas_readahead *ra)
@@ -432,11 +430,7 @@ void cas_readahead_stop(cas_readahead *ra)
         pthread_cond_broadcast(&ra->cond);
         pthread_cond_broadcast(&ra->pf_cond);
         pthread_mutex_unlock(&ra->lock);
-        for (unsigned k = 0; k < ra->n_threads; k++)
-                pthread_join(ra->threads[k], NULL);
-        ra->n_threads = 0;
-        for (unsigned k = 0; k < ra->n_pf_threads; k++)
-                pthread_join(ra->pf_threads[k], NULL);
-        ra->n_pf_threads = 0;
+        cas_threads_join(ra->threads, &ra->n_threads);
+        cas_threads_join(ra->pf_threads, &ra->n_pf_threads);
         ra->pf_n = 0;
 }

@@ -4,6 +4,7 @@
 #include "macro.h"
 #include "outboard.h"
 #include "stream.h"
+#include "threads.h"
 #include "verify.h"
 
 void cas_streams_init(cas_streams *s, cas_blobstore *blobs, cas_inodes *inodes, bool direct_io)
@@ -110,9 +111,7 @@ static void *worker(void *userdata)
 void cas_streams_start(cas_streams *s)
 {
         s->stop = false;
-        for (; s->n_threads < CAS_STREAM_THREADS; s->n_threads++)
-                if (pthread_create(&s->threads[s->n_threads], NULL, worker, s) != 0)
-                        break;
+        cas_threads_start(s->threads, &s->n_threads, CAS_STREAM_THREADS, worker, s);
 }
 
 void cas_streams_stop(cas_streams *s)
@@ -121,9 +120,7 @@ void cas_streams_stop(cas_streams *s)
         s->stop = true;
         pthread_cond_broadcast(&s->work);
         pthread_mutex_unlock(&s->lock);
-        for (unsigned k = 0; k < s->n_threads; k++)
-                pthread_join(s->threads[k], NULL);
-        s->n_threads = 0;
+        cas_threads_join(s->threads, &s->n_threads);
         for (size_t n = 0; n < CAS_STREAM_SLOTS; n++) {
                 cas_inode *i;
                 cas_blob_reader *rd;
