@@ -171,9 +171,15 @@ int main(void)
         CHECK(cas_blobstore_can_prefetch(s->blobs));
         CHECK(!cas_blobstore_can_prefetch(s->cache_local->blobs));
         CHECK_RC(cas_blobstore_prefetch(s->cache_local->blobs, refs, N_PF), -EOPNOTSUPP);
+        /* cached: whether opening fetches; a store that does not fetch always says 1 */
+        CHECK_RC(cas_blobstore_cached(s->blobs, &refs[0].digest), 0);
+        CHECK_RC(cas_blobstore_cached(s->blobs, &cas_digest_empty), 1);
+        CHECK_RC(cas_blobstore_cached(s->cache_local->blobs, &refs[0].digest), 1);
         CHECK_RC(cas_blobstore_prefetch(s->blobs, refs, N_PF + 1), -EBADMSG);
-        for (unsigned k = 0; k < N_PF; k++)
+        for (unsigned k = 0; k < N_PF; k++) {
                 CHECK_RC(cas_blobstore_has(s->cache_local->blobs, &refs[k].digest), k == 3 ? 0 : 1);
+                CHECK_RC(cas_blobstore_cached(s->blobs, &refs[k].digest), k == 3 ? 0 : 1);
+        }
         CHECK_RC(cas_blobstore_has(s->cache_local->blobs, &dother), 0);
         CHECK_RC(cas_blobstore_open_sized(s->blobs, &refs[3].digest, refs[3].size, &rd), -EBADMSG);
         CHECK_RC(cas_blobstore_open_sized(s->blobs, &refs[5].digest, refs[5].size, &rd), 0);

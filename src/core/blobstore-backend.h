@@ -23,6 +23,9 @@ typedef struct blobstore_ops {
          * there yet into the store, many at once, and returns when they are
          * in (or failed: a failure is the open's to report). */
         int (*prefetch)(cas_blobstore *bs, const cas_chunk_ref *refs, size_t n);
+        /* Optional (cache.c): 1 when the blob is there without a fetch, 0
+         * when not; else always 1. */
+        int (*cached)(cas_blobstore *bs, const cas_digest *d);
         /* Stores bytes held in memory (digest known). */
         int (*put_buffer)(cas_blobstore *bs, const cas_digest *d, const void *buf, size_t n,
                           int *ret_existed);

@@ -65,6 +65,11 @@ int cas_blobstore_prefetch(cas_blobstore *bs, const cas_chunk_ref *refs, size_t 
         return bs->ops->prefetch(bs, refs, n);
 }
 
+int cas_blobstore_cached(cas_blobstore *bs, const cas_digest *d)
+{
+        return bs->ops->cached ? bs->ops->cached(bs, d) : 1;
+}
+
 int cas_blobstore_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
 {
         return bs->ops->open(bs, d, ret);

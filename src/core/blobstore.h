@@ -47,6 +47,10 @@ int cas_blobstore_open_sized(cas_blobstore *bs, const cas_digest *d, uint64_t si
 typedef struct cas_chunk_ref cas_chunk_ref;
 bool cas_blobstore_can_prefetch(const cas_blobstore *bs);
 int cas_blobstore_prefetch(cas_blobstore *bs, const cas_chunk_ref *refs, size_t n);
+/* 1 when opening the blob would fetch nothing (always, for a store that
+ * does not fetch), 0 when it is not there yet (or is being fetched): what
+ * tells reading ahead a reader that waits from one that does not. */
+int cas_blobstore_cached(cas_blobstore *bs, const cas_digest *d);
 uint64_t cas_blob_reader_size(const cas_blob_reader *rd);
 /* Reads up to n bytes at off; short only at the end of the blob. */
 ssize_t cas_blob_reader_pread(cas_blob_reader *rd, void *buf, size_t n, uint64_t off);

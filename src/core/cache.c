@@ -712,6 +712,14 @@ static int cache_prefetch(cas_blobstore *bs, const cas_chunk_ref *refs, size_t n
         return fetch_chunks(cb, missing, n_missing, true);
 }
 
+static int cache_cached(cas_blobstore *bs, const cas_digest *d)
+{
+        cache_blobstore *cb = CACHE(bs);
+        if (cas_digest_eq(d, &cas_digest_empty))
+                return 1;
+        return cas_blobstore_has(cb->local, d) == 1 ? 1 : 0;
+}
+
 static int cache_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
 {
         return cache_open_sized(bs, d, CAS_BLOB_SIZE_UNKNOWN, ret);
@@ -794,6 +802,7 @@ static const blobstore_ops cache_ops = {
     .open = cache_open,
     .open_sized = cache_open_sized,
     .prefetch = cache_prefetch,
+    .cached = cache_cached,
     .put_buffer = cache_put_buffer,
     .put_file = cache_put_file,
     .sync = cache_sync,

@@ -169,6 +169,7 @@ typedef struct walk {
         size_t n_refs;
         unsigned files, max_files;
         uint64_t bytes, max_bytes;
+        bool flat; /* only the rest of the directory, none of its subdirectories */
 } walk;
 
 /* One file on the way (walk_lock held); false once the window is used. */
@@ -219,15 +220,18 @@ static bool walk_directory(walk *w, const cas_digest *d, uint32_t after, unsigne
                 const cas_node *n = &dir->nodes[order[k]];
                 if (n->type == CAS_NODE_FILE)
                         more = walk_file(w, n);
-                else if (n->type == CAS_NODE_DIRECTORY)
+                else if (n->type == CAS_NODE_DIRECTORY && !w->flat)
                         more = walk_directory(w, &n->digest, NO_ENTRY, depth + 1);
         }
         return more;
 }
 
-/* Reader on file i, entry at of directory d: when i is outside of what was
- * walked already, or where the window is to be refilled, walks the window
- * from there and queues its small blobs for the prefetching threads. */
+/* Reader on file i, entry at of directory d: walks a window of files from
+ * there and queues their small blobs for the prefetching threads when the
+ * reader waits for i (it is not cached: a fetch) or has got to where the
+ * window is to be refilled. A reader of what is cached already waits for
+ * nothing and gets no walk: a second run of a job fetches nothing more than
+ * its first did. */
 static void deep_after(cas_readahead *ra, cas_inode *i, const cas_inode *d, uint32_t at)
 {
         _cleanup_free_ walk *w = NULL;
@@ -235,26 +239,32 @@ static void deep_after(cas_readahead *ra, cas_inode *i, const cas_inode *d, uint
 
         pthread_mutex_lock(&ra->walk_lock);
         uint64_t *v = cas_digest_map_find(&ra->seen, &i->digest);
-        /* outside of the window: a reader in order reads the next file of
-         * the directory after the last one (a compiler opening headers,
-         * python importing modules, rarely do): only then a walk */
+        /* a reader in order reads the next file of the directory after the
+         * last one (a compiler opening headers, python importing modules,
+         * rarely do) */
         bool next = d->ino == ra->last_dir && at > ra->last_at && at - ra->last_at <= 2;
         ra->last_dir = d->ino;
         ra->last_at = at;
-        if (v && *v != SEEN_NEXT)
+        bool onward = v && *v == SEEN_NEXT;
+        if (v && !onward)
                 ra->deep_hits++;
-        if ((v && *v != SEEN_NEXT) || (!v && !next) || !(w = calloc(1, sizeof(*w)))) {
+        /* A reader that got to the middle of the window reading most of it
+         * goes on in this order: the window doubles. One that read little
+         * of it (a compiler's headers: in name order, far apart) is not
+         * followed further: what it skips would be fetched for nothing. One
+         * that starts elsewhere may not go on for long: the window starts
+         * small again, and what was queued for the last one is dropped. */
+        bool go = onward ? ra->deep_hits >= ra->deep_files / 4
+                         : !v && cas_blobstore_cached(ra->blobs, &i->digest) == 0;
+        if (!go || !(w = calloc(1, sizeof(*w)))) {
+                if (onward) /* the marker is spent */
+                        (void)cas_digest_map_put(&ra->seen, &i->digest, SEEN);
                 pthread_mutex_unlock(&ra->walk_lock);
                 return;
         }
-        /* A reader that got to the middle of the window reading most of
-         * it goes on in this order: the window doubles. One that starts
-         * elsewhere may not go on for long: the window starts small
-         * again, and what was queued for the last one is dropped. */
-        bool onward = v;
         if (!onward)
                 ra->deep_files = CAS_PREFETCH_FILES_MIN;
-        else if (ra->deep_hits >= ra->deep_files / 4)
+        else
                 ra->deep_files = MIN(2 * ra->deep_files, (unsigned)CAS_PREFETCH_FILES);
         ra->deep_hits = 0;
         if (ra->seen.n_used >= DEEP_TABLE_MAX)
@@ -263,8 +273,10 @@ static void deep_after(cas_readahead *ra, cas_inode *i, const cas_inode *d, uint
         w->ra = ra;
         w->max_files = ra->deep_files;
         w->max_bytes = (uint64_t)CAS_PREFETCH_BYTES / CAS_PREFETCH_FILES * ra->deep_files;
+        /* only one that reads in order is followed out of its directory */
+        w->flat = !onward && !next;
         for (unsigned up = 0; up <= DEEP_DEPTH_MAX; up++)
-                if (!walk_directory(w, &dir, at, 0) || !parent_of(ra, &dir, &dir, &at))
+                if (!walk_directory(w, &dir, at, 0) || w->flat || !parent_of(ra, &dir, &dir, &at))
                         break;
         pthread_mutex_unlock(&ra->walk_lock);
 
@@ -395,7 +407,11 @@ static void *worker(void *userdata)
                 ra->n--;
                 pthread_mutex_unlock(&ra->lock);
                 cas_blob_reader *rd;
-                if (p.ino)
+                /* over a remote store, fetching is the prefetching threads'
+                 * (in batches, deep_after): these only take what is cached */
+                if (ra->deep && !p.ino && cas_blobstore_cached(ra->blobs, &p.digest) != 1)
+                        ;
+                else if (p.ino)
                         outboard_load(ra, &p);
                 else if (p.size <= CAS_PARKED_MAX && park(ra, &p))
                         ;

@@ -34,12 +34,16 @@ typedef struct cas_readahead_item {
 } cas_readahead_item;
 
 /* Stores that fetch over a network (cas_blobstore_can_prefetch) are read
- * further ahead: past the end of the directory, in the order readers go
- * (entries by name, each subdirectory's before the next entry, then the
- * parent's later entries: find, tar, cp -r), a window of files and bytes,
- * fetched in batches by threads of their own so that many round trips
- * overlap. Directories are local (a cache holds each root's closure), so
- * walking ahead costs no request; only a read starts it, never a lookup. */
+ * ahead by fetching, in batches, by threads of their own so that many round
+ * trips overlap: a read of a file that is not cached yet fetches the next
+ * files of its directory; a reader that goes on in order is followed further,
+ * past the end of the directory, in the order readers go (entries by name,
+ * each subdirectory's before the next entry, then the parent's later
+ * entries: find, tar, cp -r), a window of files and bytes that grows while
+ * the reader reads most of it. Directories are local (a cache holds each
+ * root's closure), so walking ahead costs no request; only a read of what
+ * is not cached starts it, never a lookup nor a read of what is cached.
+ * The threads above then only take blobs that are cached already. */
 #define CAS_PREFETCH_FILES 1024
 #define CAS_PREFETCH_FILES_MIN 32
 #define CAS_PREFETCH_BYTES (64u * 1024 * 1024)

@@ -166,6 +166,22 @@ check_eq "no chunk was fetched twice" "$(cat "$TMP/dups")" ""
 stop_daemon
 fsck_clean "$TMP/cache-ahead"
 
+# ---- reading ahead only for a reader that waits: what is cached fetches nothing more ----
+mount_remote "$STORE" "$TMP/cache-again" --prefetch 0 || { finish; exit 1; }
+(cd "$MNT/tree/include" && export LC_ALL=C && cat -- * >/dev/null)
+stop_daemon
+f1_cached=$TMP/cache-again/blobs/${f1_hex:0:2}/${f1_hex:2:2}/$f1_hex
+check "many/f1 is not cached after a read of include/ without reading ahead" test ! -e "$f1_cached"
+before=$(requests)
+mount_remote "$STORE" "$TMP/cache-again" || { finish; exit 1; }
+(cd "$MNT/tree/include" && export LC_ALL=C && cat -- * >/dev/null)
+sleep 1
+tail -n "+$((before + 1))" "$NGINX_DIR/access.log" >"$TMP/again.log"
+check_eq "reading cached files in order fetches no blob" \
+        "$(grep -c -E '"GET /casfs/(chunks|blobs)/' "$TMP/again.log")" 0
+check "many/f1 is still not cached" test ! -e "$f1_cached"
+stop_daemon
+
 # ---- a large blob: the chunks a read touches, each fetched once ----
 big_hex=$("$CASFS" --store "$A" stat tree/big.bin | awk '$1 == "digest:" {print $2}' |
         python3 -c 'import base64, sys; print(base64.b64decode(sys.stdin.read().strip()[7:]).hex())')
