@@ -160,8 +160,12 @@ static void outboard_load(cas_readahead *ra, const cas_readahead_item *p)
 /* ---- reading further ahead ---- */
 
 #define NO_ENTRY UINT32_MAX
-#define SEEN 1
-#define SEEN_NEXT 2 /* the next walk starts at this file */
+/* What the table of files walked over (seen) holds for a file: */
+#define QUEUED 1   /* walked over, not read yet */
+#define REFILL 2   /* the same, and where the window is refilled when the reader gets there */
+#define IN_ORDER 3 /* the same, and the file right after the one whose read started a walk in its
+                    * directory: a reader that reads it next is followed further */
+#define READ 4     /* read (what is read again starts nothing) */
 
 typedef struct walk {
         cas_readahead *ra;
@@ -169,7 +173,8 @@ typedef struct walk {
         size_t n_refs;
         unsigned files, max_files;
         uint64_t bytes, max_bytes;
-        bool flat; /* only the rest of the directory, none of its subdirectories */
+        bool flat;   /* only the rest of the directory, none of its subdirectories */
+        bool refill; /* the refill marker is placed */
 } walk;
 
 /* One file on the way (walk_lock held); false once the window is used. */
@@ -177,17 +182,22 @@ static bool walk_file(walk *w, const cas_node *n)
 {
         cas_readahead *ra = w->ra;
         uint64_t *v = cas_digest_map_find(&ra->seen, &n->digest);
+        uint64_t was = v ? *v : 0;
 
         if (w->files >= w->max_files || w->bytes >= w->max_bytes)
                 return false;
         w->files++;
-        if (w->files == w->max_files / 2) {
+        /* a file read already is no marker: the reader is past it */
+        if (w->flat && w->files == 1 && was != READ)
+                (void)cas_digest_map_put(&ra->seen, &n->digest, IN_ORDER);
+        else if (!w->refill && w->files >= w->max_files / 2 && was != READ) {
                 /* refilled when the reader gets here: the window stays ahead */
-                (void)cas_digest_map_put(&ra->seen, &n->digest, SEEN_NEXT);
-        } else if (!v)
-                (void)cas_digest_map_put(&ra->seen, &n->digest, SEEN);
+                (void)cas_digest_map_put(&ra->seen, &n->digest, REFILL);
+                w->refill = true;
+        } else if (!was)
+                (void)cas_digest_map_put(&ra->seen, &n->digest, QUEUED);
         /* blobs of several chunks are fetched by chunks as they are read */
-        if (v || n->size == 0 || n->size > CAS_CHUNK_MAX)
+        if (was || n->size == 0 || n->size > CAS_CHUNK_MAX)
                 return true;
         w->refs[w->n_refs++] = (cas_chunk_ref){n->digest, n->size};
         w->bytes += n->size;
@@ -238,50 +248,51 @@ static void deep_after(cas_readahead *ra, cas_inode *i, const cas_inode *d, uint
         cas_digest dir = d->digest;
 
         pthread_mutex_lock(&ra->walk_lock);
+        if (ra->seen.n_used >= DEEP_TABLE_MAX)
+                cas_digest_map_done(&ra->seen);
         uint64_t *v = cas_digest_map_find(&ra->seen, &i->digest);
-        /* a reader in order reads the next file of the directory after the
-         * last one (a compiler opening headers, python importing modules,
-         * rarely do) */
-        bool next = d->ino == ra->last_dir && at > ra->last_at && at - ra->last_at <= 2;
-        ra->last_dir = d->ino;
-        ra->last_at = at;
-        bool onward = v && *v == SEEN_NEXT;
-        if (v && !onward)
+        uint64_t was = v ? *v : 0;
+        if (was == QUEUED)
                 ra->deep_hits++;
-        /* A reader that got to the middle of the window reading most of it
-         * goes on in this order: the window doubles. One that read little
-         * of it (a compiler's headers: in name order, far apart) is not
-         * followed further: what it skips would be fetched for nothing. One
-         * that starts elsewhere may not go on for long: the window starts
-         * small again, and what was queued for the last one is dropped. */
-        bool go = onward ? ra->deep_hits >= ra->deep_files / 4
-                         : !v && cas_blobstore_cached(ra->blobs, &i->digest) == 0;
+        (void)cas_digest_map_put(&ra->seen, &i->digest, READ);
+        /* A reader that read the next file of the directory after the one
+         * that started a walk reads in order (a compiler opening headers,
+         * python importing modules, rarely do): it is followed out of the
+         * directory, from a small window. One that got to the middle of the
+         * window reading most of it goes on in this order: the window
+         * doubles. One that read little of it (a compiler's headers: in
+         * name order, far apart) is not followed further: what it skips
+         * would be fetched for nothing. A reader that waits for a file the
+         * walks did not take starts again: a walk of the rest of its
+         * directory, and what was queued for the last one is dropped. */
+        bool go, flat = false, fresh = false;
+        if (was == IN_ORDER) {
+                go = true;
+                ra->deep_files = CAS_PREFETCH_FILES_MIN;
+        } else if (was == REFILL) {
+                go = ra->deep_hits >= ra->deep_files / 4;
+                ra->deep_files = MIN(2 * ra->deep_files, (unsigned)CAS_PREFETCH_FILES);
+        } else {
+                go = was != QUEUED && cas_blobstore_cached(ra->blobs, &i->digest) == 0;
+                flat = fresh = true;
+                ra->deep_files = CAS_PREFETCH_FILES_MIN;
+        }
         if (!go || !(w = calloc(1, sizeof(*w)))) {
-                if (onward) /* the marker is spent */
-                        (void)cas_digest_map_put(&ra->seen, &i->digest, SEEN);
                 pthread_mutex_unlock(&ra->walk_lock);
                 return;
         }
-        if (!onward)
-                ra->deep_files = CAS_PREFETCH_FILES_MIN;
-        else
-                ra->deep_files = MIN(2 * ra->deep_files, (unsigned)CAS_PREFETCH_FILES);
         ra->deep_hits = 0;
-        if (ra->seen.n_used >= DEEP_TABLE_MAX)
-                cas_digest_map_done(&ra->seen);
-        (void)cas_digest_map_put(&ra->seen, &i->digest, SEEN);
         w->ra = ra;
         w->max_files = ra->deep_files;
         w->max_bytes = (uint64_t)CAS_PREFETCH_BYTES / CAS_PREFETCH_FILES * ra->deep_files;
-        /* only one that reads in order is followed out of its directory */
-        w->flat = !onward && !next;
+        w->flat = flat;
         for (unsigned up = 0; up <= DEEP_DEPTH_MAX; up++)
-                if (!walk_directory(w, &dir, at, 0) || w->flat || !parent_of(ra, &dir, &dir, &at))
+                if (!walk_directory(w, &dir, at, 0) || flat || !parent_of(ra, &dir, &dir, &at))
                         break;
         pthread_mutex_unlock(&ra->walk_lock);
 
         pthread_mutex_lock(&ra->lock);
-        if (!onward)
+        if (fresh)
                 ra->pf_n = 0;
         for (size_t k = 0; k < w->n_refs && ra->pf_n < CAS_PREFETCH_QUEUE; k++)
                 ra->pf_ring[(ra->pf_head + ra->pf_n++) % CAS_PREFETCH_QUEUE] = w->refs[k];

@@ -74,12 +74,10 @@ typedef struct cas_readahead {
         cas_digest_map parents;       /* directory digest -> index into parent_at */
         struct cas_readahead_parent *parent_at;
         size_t n_parents, alloc_parents;
-        pthread_mutex_t walk_lock; /* one walk at a time; protects seen, deep_files, deep_hits, last_* */
-        cas_digest_map seen;       /* files walked over (value: 2 where the next walk starts) */
+        pthread_mutex_t walk_lock; /* one walk at a time; protects seen, deep_files, deep_hits */
+        cas_digest_map seen;       /* files walked over or read (value: what for, readahead.c) */
         unsigned deep_files;       /* the window's files now */
         unsigned deep_hits;        /* reads in the window since the last walk */
-        uint64_t last_dir;         /* the last read: its directory and entry */
-        uint32_t last_at;
         pthread_cond_t pf_cond;    /* the queue below, under lock */
         cas_chunk_ref pf_ring[CAS_PREFETCH_QUEUE];
         unsigned pf_head, pf_n;
