@@ -272,8 +272,9 @@ static void deep_after(cas_readahead *ra, cas_inode *i, const cas_inode *d, uint
         } else if (was == REFILL) {
                 go = ra->deep_hits >= ra->deep_files / 4;
                 ra->deep_files = MIN(2 * ra->deep_files, (unsigned)CAS_PREFETCH_FILES);
-        } else {
-                go = was != QUEUED && cas_blobstore_cached(ra->blobs, &i->digest) == 0;
+        } else if ((go = was != QUEUED && cas_blobstore_cached(ra->blobs, &i->digest) == 0)) {
+                /* only a walk that starts resets the window: not a read of what is cached
+                 * (content read before under another name, an empty file) */
                 flat = fresh = true;
                 ra->deep_files = CAS_PREFETCH_FILES_MIN;
         }
