@@ -270,8 +270,8 @@ static void deep_after(cas_readahead *ra, cas_inode *i, const cas_inode *d, uint
                 go = true;
                 ra->deep_files = CAS_PREFETCH_FILES_MIN;
         } else if (was == REFILL) {
-                go = ra->deep_hits >= ra->deep_files / 4;
-                ra->deep_files = MIN(2 * ra->deep_files, (unsigned)CAS_PREFETCH_FILES);
+                if ((go = ra->deep_hits >= ra->deep_files / 4))
+                        ra->deep_files = MIN(2 * ra->deep_files, (unsigned)CAS_PREFETCH_FILES);
         } else if ((go = was != QUEUED && cas_blobstore_cached(ra->blobs, &i->digest) == 0)) {
                 /* only a walk that starts resets the window: not a read of what is cached
                  * (content read before under another name, an empty file) */
