@@ -349,9 +349,15 @@ typedef struct partial {
         _Atomic bool *present; /* chunk i is in the cache (as a blob of its own) */
         _Atomic size_t n_present;
         _Atomic bool assembling; /* one reader puts the blob together */
+        _Atomic size_t after;    /* the chunk after the last read's */
+        _Atomic size_t ahead;    /* chunks fetched past a forward read's (PARTIAL_AHEAD_MAX) */
         unsigned refs;           /* readers (under the cache's lock) */
         struct partial *next;    /* in the cache's list, which its readers share */
 } partial;
+
+/* At most this many chunks (4 MiB) fetched past a read moving forward, in
+ * the batch that fetches what it touches. */
+#define PARTIAL_AHEAD_MAX 8
 
 /* The first chunk that holds byte off. */
 static size_t chunk_at(const partial *p, uint64_t off)
@@ -478,10 +484,24 @@ static ssize_t partial_pread(cas_blob_reader *rd, void *buf, size_t n, uint64_t 
                 cas_blob_reader_free(whole);
                 return k;
         }
-        /* the chunks the read touches and one after them, at once */
-        r = partial_fill(p, first, MIN(last + 1, p->n - 1));
-        if (r < 0)
-                return r;
+        /* A read that needs a chunk not cached fetches, in one batch, the
+         * chunks it touches and one after them; for a reader moving forward
+         * (from the chunk of its last read or the next), twice as many after
+         * them each time, so that a sequential read waits for the network
+         * once every few chunks, not once a chunk. One that jumps starts
+         * over. */
+        size_t prev = atomic_exchange(&p->after, last + 1);
+        bool forward = first <= prev && first + 2 >= prev;
+        size_t ahead = forward ? atomic_load(&p->ahead) : 1;
+        bool missing = false;
+        for (size_t i = first; i <= last && !missing; i++)
+                missing = !atomic_load(&p->present[i]);
+        if (missing) {
+                r = partial_fill(p, first, MIN(last + ahead, p->n - 1));
+                if (r < 0)
+                        return r;
+        }
+        atomic_store(&p->ahead, !forward ? 1 : missing ? MIN(ahead * 2, (size_t)PARTIAL_AHEAD_MAX) : ahead);
         size_t done = 0;
         for (size_t i = first; i <= last; i++) {
                 _cleanup_(cas_blob_reader_freep) cas_blob_reader *c = NULL;
@@ -619,6 +639,7 @@ static int open_partial(cache_blobstore *cb, const cas_digest *d, uint64_t size,
         p->cb = cb;
         p->digest = *d;
         p->refs = 1;
+        p->ahead = 1;
         p->offsets = calloc(p->n, sizeof(*p->offsets));
         p->present = calloc(p->n, sizeof(*p->present));
         if (!p->offsets || !p->present) {
