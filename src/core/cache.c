@@ -355,9 +355,9 @@ typedef struct partial {
         struct partial *next;    /* in the cache's list, which its readers share */
 } partial;
 
-/* At most this many chunks (4 MiB) fetched past a read moving forward, in
+/* At most this many chunks (16 MiB) fetched past a read moving forward, in
  * the batch that fetches what it touches. */
-#define PARTIAL_AHEAD_MAX 8
+#define PARTIAL_AHEAD_MAX 32
 
 /* The first chunk that holds byte off. */
 static size_t chunk_at(const partial *p, uint64_t off)
