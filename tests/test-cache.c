@@ -192,6 +192,27 @@ int main(void)
         for (unsigned k = 0; k < N_PF; k++)
                 free(pf[k]);
 
+        /* the default folders: one per address, and for s3:// per endpoint */
+        setenv("XDG_CACHE_HOME", dir, 1);
+        char *d1 = NULL, *d2 = NULL, *d3 = NULL, *d4 = NULL, *d5 = NULL;
+        CHECK_RC(cas_cache_default_dir("s3://tools", NULL, &d1), 0);
+        CHECK_RC(cas_cache_default_dir("s3://tools", "http://a.example:9000", &d2), 0);
+        CHECK_RC(cas_cache_default_dir("s3://tools", "http://b.example:9000", &d3), 0);
+        CHECK_RC(cas_cache_default_dir("s3://tools", "http://a.example:9000", &d4), 0);
+        CHECK_RC(cas_cache_default_dir("http://a.example/tools", "http://b.example:9000", &d5), 0);
+        if (d1 && d2 && d3 && d4 && d5) {
+                CHECK(strncmp(d1, dir, strlen(dir)) == 0 && strstr(d1, "/casfs/tools-"));
+                CHECK(strcmp(d1, d2) != 0);
+                CHECK(strcmp(d2, d3) != 0);
+                CHECK_STR(d2, d4);
+                char *d6 = NULL;
+                /* an endpoint means nothing to an address with a server */
+                CHECK_RC(cas_cache_default_dir("http://a.example/tools", NULL, &d6), 0);
+                CHECK(d6 && strcmp(d5, d6) == 0);
+                free(d6);
+        }
+        free(d1), free(d2), free(d3), free(d4), free(d5);
+
         cas_store_free(remote);
         free(top);
         free(big);

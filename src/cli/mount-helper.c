@@ -32,6 +32,15 @@ static const struct {
         {"log", "--log", true},
         {"root", "--root", true},
         {"roots_from", "--roots-from", true},
+        /* a remote store's */
+        {"cache", "--cache", true},
+        {"cache_size", "--cache-size", true},
+        {"jobs", "--jobs", true},
+        {"timeout", "--timeout", true},
+        {"refresh", "--refresh", true},
+        /* casfs's own, before the command */
+        {"s3_endpoint", "--s3-endpoint", true},
+        {"ca_bundle", "--ca-bundle", true},
 };
 
 /* Generic options: the mount is read-only, without devices or set-id files,
@@ -53,7 +62,9 @@ static void helper_help(FILE *f)
                 "'STORE MOUNTPOINT casfs OPTIONS 0 0'. Runs 'casfs --store STORE mount'.\n"
                 "OPTIONS (comma-separated): list_root, allow_other, uid_gid=U:G, xattr,\n"
                 "no_verify, prefetch=N, threads=N, read_ahead=KIB, passthrough, log=FILE,\n"
-                "root=NAME (repeatable), roots_from=FILE;\n"
+                "root=NAME (repeatable), roots_from=FILE; for a remote STORE (s3://,\n"
+                "http(s)://, file://): cache=DIR, cache_size=SIZE, jobs=N, timeout=SEC,\n"
+                "refresh=SEC, s3_endpoint=URL, ca_bundle=FILE;\n"
                 "generic ones (ro, rw, defaults, noauto, nosuid, nodev, _netdev, nofail,\n"
                 "x-*, ...) are accepted and ignored: the mount is always read-only.\n"
                 "-s: ignore unknown options; -f: check, but do not mount; -n: ignored;\n"
@@ -87,9 +98,15 @@ static int map_option(char *o, bool sloppy, char **args, int *n)
                                   mapped[i].value ? "takes a value (NAME=VALUE)" : "takes no value");
                         return -EINVAL;
                 }
-                args[(*n)++] = (char *)mapped[i].option;
-                if (eq)
-                        args[(*n)++] = eq + 1;
+                if (strcmp(mapped[i].option, "--s3-endpoint") == 0)
+                        arg_s3_endpoint = eq + 1;
+                else if (strcmp(mapped[i].option, "--ca-bundle") == 0)
+                        arg_ca_bundle = eq + 1;
+                else {
+                        args[(*n)++] = (char *)mapped[i].option;
+                        if (eq)
+                                args[(*n)++] = eq + 1;
+                }
                 return 0;
         }
         if (sloppy)
@@ -177,6 +194,10 @@ int cli_mount_helper(int argc, char **argv)
 
         if (verbose || fake) {
                 fprintf(stderr, "mount.casfs: casfs --store %s", positional[0]);
+                if (arg_s3_endpoint)
+                        fprintf(stderr, " --s3-endpoint %s", arg_s3_endpoint);
+                if (arg_ca_bundle)
+                        fprintf(stderr, " --ca-bundle %s", arg_ca_bundle);
                 for (int i = 0; i < n; i++)
                         fprintf(stderr, " %s", args[i]);
                 fputc('\n', stderr);

@@ -11,8 +11,8 @@ const char cli_remote_help[] =
     "\n"
     "A remote store (--store s3://..., http(s)://..., file://...) is served through\n"
     "a local cache, itself a casfs store (usable with --store DIR afterwards):\n"
-    "      --cache DIR    the cache's folder (default: one per remote address under\n"
-    "                     ${XDG_CACHE_HOME:-~/.cache}/casfs/)\n"
+    "      --cache DIR    the cache's folder (default: one per remote address, and for\n"
+    "                     s3:// per endpoint, under ${XDG_CACHE_HOME:-~/.cache}/casfs/)\n"
     "      --cache-size SIZE  keep the cached blobs under SIZE bytes (suffix K, M or G),\n"
     "                     removing those read least recently (default: unbounded)\n"
     "      --jobs N       requests in flight for the chunks of one blob (default: 32)\n"
@@ -118,7 +118,7 @@ int cli_open_served_store(const char *cmd, const cli_remote_options *ro, cas_sto
                         log_error("%s: --cache %s: %s", cmd, ro->cache_dir, strerror(errno));
                         return -errno;
                 }
-        } else if (cas_cache_default_dir(path, &dir) < 0) {
+        } else if (cas_cache_default_dir(path, arg_s3_endpoint ?: getenv("AWS_ENDPOINT_URL"), &dir) < 0) {
                 log_error("%s: no cache folder: set --cache, $XDG_CACHE_HOME or $HOME", cmd);
                 return -ENXIO;
         }

@@ -932,9 +932,9 @@ int cas_store_open_cached(const char *address, const char *cache_dir, const cas_
         return 0;
 }
 
-int cas_cache_default_dir(const char *address, char **ret)
+int cas_cache_default_dir(const char *address, const char *s3_endpoint, char **ret)
 {
-        _cleanup_free_ char *base = NULL, *name = NULL;
+        _cleanup_free_ char *base = NULL, *name = NULL, *key = NULL;
         const char *p = strstr(address, "://");
         char hex[CAS_DIGEST_HEX_MAX];
         cas_digest d;
@@ -951,7 +951,13 @@ int cas_cache_default_dir(const char *address, char **ret)
                 if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
                       (*c >= '0' && *c <= '9') || *c == '.' || *c == '-'))
                         *c = '_';
-        cas_digest_of(address, strlen(address), &d);
+        /* the address alone when there is no endpoint: the folders of
+         * http(s)://, file:// and AWS stop where they were */
+        bool s3 = strncmp(address, "s3://", 5) == 0;
+        if (asprintf(&key, "%s%s%s", address, s3 && s3_endpoint && *s3_endpoint ? " " : "",
+                     s3 && s3_endpoint ? s3_endpoint : "") < 0)
+                return -ENOMEM;
+        cas_digest_of(key, strlen(key), &d);
         cas_digest_to_hex(&d, hex);
         hex[16] = 0;
         if (asprintf(ret, "%s/%s-%s", base, name, hex) < 0)

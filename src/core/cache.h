@@ -41,8 +41,11 @@ int cas_store_open_cached(const char *address, const char *cache_dir, const cas_
                           const cas_cache_options *co, cas_store **ret);
 
 /* The default cache folder of a remote address:
- * ${XDG_CACHE_HOME:-~/.cache}/casfs/<host and path, made a file name>-<hash>. */
-int cas_cache_default_dir(const char *address, char **ret);
+ * ${XDG_CACHE_HOME:-~/.cache}/casfs/<host and path, made a file name>-<hash>,
+ * the hash of the address and, for s3:// (whose address names no server),
+ * of the endpoint it is reached at (NULL or "": AWS): one bucket name on
+ * two servers is two stores, each with a cache of its own. */
+int cas_cache_default_dir(const char *address, const char *s3_endpoint, char **ret);
 
 /* 1 when the local store at dir_fd is the cache of a remote store, 0 when not. */
 int cas_cache_is_cache(int dir_fd);

@@ -238,6 +238,24 @@ remote)
         check_eq "a missing root over file://: exit status 1" "$?" 1
         check "naming it" grep -q "no root named 'zz'" "$TMP/err"
         check "nothing mounted" not_mounted
+        # mount(8)'s helper with a remote's options: its cache is where cache= says
+        helpers=$TMP/helpers
+        mkdir -p "$helpers"
+        ln -s "$CASFS" "$helpers/mount.casfs"
+        check_eq "mount.casfs -f maps the remote options" \
+                "$("$helpers/mount.casfs" "$REMOTE" "$MNT" -f -o cache="$TMP/hcache",cache_size=1M,jobs=4,timeout=3,refresh=5,s3_endpoint=http://127.0.0.1:1,_netdev 2>&1)" \
+                "mount.casfs: casfs --store $REMOTE --s3-endpoint http://127.0.0.1:1 mount --cache $TMP/hcache --cache-size 1M --jobs 4 --timeout 3 --refresh 5 $MNT"
+        EXPECT_RC=1 check_fails "a bad cache_size is a usage error" \
+                "$helpers/mount.casfs" "$REMOTE" "$MNT" -o cache="$TMP/hcache",cache_size=lots
+        "$helpers/mount.casfs" "$REMOTE" "$MNT" -o ro,root=a,cache="$TMP/hcache",cache_size=1M,jobs=4,timeout=3,refresh=5
+        check_eq "mount.casfs mounts a remote store" "$?" 0
+        DAEMON_PID=$(pgrep -f -- "casfs.* $MNT( |\$)" | head -n 1)
+        check_eq "which reads" "$(cat "$MNT/a/f")" a
+        check "through the cache given, a store of its own" "$CASFS" --store "$TMP/hcache" ls a
+        check "umount" umount "$MNT"
+        for _ in $(seq 1 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+        check "which ends the daemon" bash -c "! kill -0 $DAEMON_PID 2>/dev/null"
+        DAEMON_PID=
         ;;
 virtiofs)
         roots
