@@ -26,6 +26,10 @@ typedef struct blobstore_ops {
         /* Optional (cache.c): 1 when the blob is there without a fetch, 0
          * when not; else always 1. */
         int (*cached)(cas_blobstore *bs, const cas_digest *d);
+        /* Optional: the chunks a blob is stored as when it is stored as
+         * several (remote: its index), *ret_n = 0 otherwise; else none. */
+        int (*parts)(cas_blobstore *bs, const cas_digest *d, uint64_t size, cas_chunk_ref **ret,
+                     size_t *ret_n);
         /* Stores bytes held in memory (digest known). */
         int (*put_buffer)(cas_blobstore *bs, const cas_digest *d, const void *buf, size_t n,
                           int *ret_existed);

@@ -345,6 +345,30 @@ static int remote_open_sized(cas_blobstore *bs, const cas_digest *d, uint64_t si
         return r;
 }
 
+static int remote_parts(cas_blobstore *bs, const cas_digest *d, uint64_t size, cas_chunk_ref **ret,
+                        size_t *ret_n)
+{
+        remote_blobstore *rb = REMOTE(bs);
+        char key[CAS_LAYOUT_KEY_MAX];
+        _cleanup_free_ void *buf = NULL;
+        cas_layout_error e;
+        uint64_t total;
+        size_t len;
+        int r;
+
+        if (cas_digest_eq(d, &cas_digest_empty) || has_object(rb, d, KNOWN_INDEX) <= 0)
+                return 0; /* stored whole, as a chunk (or not at all) */
+        cas_layout_key(CAS_LAYOUT_BLOBS, d, key);
+        r = cas_objstore_get(rb->os, key, CAS_LAYOUT_BLOB_INDEX_MAX, &buf, &len);
+        if (r < 0)
+                return transfer_failed(rb, r, key);
+        r = cas_layout_blob_index_decode(buf, len, size, ret, ret_n, &total, &e);
+        if (r < 0)
+                return cas_log_errno(CAS_LOG_ERR, r, "%s: blob index %s is corrupt: %s", where(rb),
+                                     key, e.reason);
+        return 0;
+}
+
 static int remote_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
 {
         return remote_open_sized(bs, d, UINT64_MAX, ret);
@@ -555,6 +579,7 @@ static const blobstore_ops remote_ops = {
     .has = remote_has,
     .open = remote_open,
     .open_sized = remote_open_sized,
+    .parts = remote_parts,
     .put_buffer = remote_put_buffer,
     .put_file = remote_put_file,
     .sync = remote_sync,

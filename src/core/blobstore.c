@@ -70,6 +70,14 @@ int cas_blobstore_cached(cas_blobstore *bs, const cas_digest *d)
         return bs->ops->cached ? bs->ops->cached(bs, d) : 1;
 }
 
+int cas_blobstore_parts(cas_blobstore *bs, const cas_digest *d, uint64_t size, cas_chunk_ref **ret,
+                        size_t *ret_n)
+{
+        *ret = NULL;
+        *ret_n = 0;
+        return bs->ops->parts ? bs->ops->parts(bs, d, size, ret, ret_n) : 0;
+}
+
 int cas_blobstore_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
 {
         return bs->ops->open(bs, d, ret);

@@ -51,6 +51,11 @@ int cas_blobstore_prefetch(cas_blobstore *bs, const cas_chunk_ref *refs, size_t 
  * does not fetch), 0 when it is not there yet (or is being fetched): what
  * tells reading ahead a reader that waits from one that does not. */
 int cas_blobstore_cached(cas_blobstore *bs, const cas_digest *d);
+/* The chunks the blob d of size bytes is stored as, as objects of their own
+ * (a remote store's blob index): *ret (to free) and *ret_n, 0 of them for a
+ * blob stored whole (every blob of a local store). */
+int cas_blobstore_parts(cas_blobstore *bs, const cas_digest *d, uint64_t size, cas_chunk_ref **ret,
+                        size_t *ret_n);
 uint64_t cas_blob_reader_size(const cas_blob_reader *rd);
 /* Reads up to n bytes at off; short only at the end of the blob. */
 ssize_t cas_blob_reader_pread(cas_blob_reader *rd, void *buf, size_t n, uint64_t off);

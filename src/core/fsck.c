@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "fsck.h"
+#include "layout.h"
 #include "log.h"
 #include "macro.h"
 #include "outboard.h"
@@ -117,6 +118,7 @@ int cas_fsck(cas_blobstore *bs, cas_metastore *ms, unsigned n_threads, cas_fsck_
         cas_reach rc = {.meta = ms, .cb = cb, .userdata = userdata};
         /* per blob: its size, and in the top bits whether it could not be read or was corrupt */
         cas_digest_map verdicts = {0};
+        cas_digest_map part_of = {0}; /* chunks stored on their own for a blob of several */
         cas_fsck_stats st = {0};
         int r;
 
@@ -172,8 +174,23 @@ int cas_fsck(cas_blobstore *bs, cas_metastore *ms, unsigned n_threads, cas_fsck_
                 cb(&f, userdata);
                 st.problems++;
         }
+        /* the chunks a blob is stored as, as objects of their own (a remote
+         * store's blobs of several chunks): referenced through it */
+        it = 0;
+        while (cas_digest_map_next(&rc.blobs, &it, &key, &want)) {
+                _cleanup_free_ cas_chunk_ref *parts = NULL;
+                size_t n_parts = 0;
+                if (cas_blobstore_parts(bs, &key, want, &parts, &n_parts) < 0)
+                        continue; /* the blob's check reported it already */
+                for (size_t i = 0; i < n_parts; i++)
+                        if (cas_digest_map_put(&part_of, &parts[i].digest, 0) < 0) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+        }
         for (size_t i = 0; i < h.blobs.n; i++)
-                if (!cas_digest_map_get(&rc.blobs, &h.blobs.items[i].digest, NULL)) {
+                if (!cas_digest_map_get(&rc.blobs, &h.blobs.items[i].digest, NULL) &&
+                    !cas_digest_map_get(&part_of, &h.blobs.items[i].digest, NULL)) {
                         st.unreferenced_blobs++;
                         found(cb, userdata, CAS_FSCK_UNREFERENCED_BLOB, &h.blobs.items[i].digest);
                 }
@@ -191,6 +208,7 @@ int cas_fsck(cas_blobstore *bs, cas_metastore *ms, unsigned n_threads, cas_fsck_
         r = 0;
 finish:
         cas_digest_map_done(&verdicts);
+        cas_digest_map_done(&part_of);
         cas_listing_done(&h.blobs);
         cas_listing_done(&dirs);
         cas_reach_done(&rc);

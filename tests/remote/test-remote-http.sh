@@ -37,6 +37,20 @@ check "import to file:// writes the layout (check-layout.py)" python3 "$REMOTE_D
 before=$(objects "$TMP/www/direct")
 casfs_ok "import to file:// again" --store "file://$TMP/www/direct" import --name tree "$TMP/src"
 check_eq "a second import to file:// writes no object again" "$(objects "$TMP/www/direct")" "$before"
+# fsck of a remote store: the chunks of a blob of several are referenced
+# through its index; what no root reaches any more is counted
+casfs_ok "fsck of file://" --store "file://$TMP/www/direct" fsck
+check "no problem, no unreferenced blob" grep -q "; 0 problems; 0 unreferenced blobs" "$TMP/out"
+casfs_ok "import a file of several chunks" --store "file://$TMP/www/direct" import --name gone "$TMP/lonely.bin"
+casfs_ok "its root removed" --store "file://$TMP/www/direct" rm gone
+n_chunks=$(find "$TMP/www/direct/chunks" -type f | wc -l)
+casfs_ok "fsck of file:// again" --store "file://$TMP/www/direct" fsck
+n_unref=$(sed -n 's/.* \([0-9]*\) unreferenced blobs.*/\1/p' "$TMP/out")
+check "the blob and its chunks unreferenced now (${n_unref:-none} of $n_chunks chunks)" \
+        test "${n_unref:-0}" -ge 3
+casfs_ok "import it again" --store "file://$TMP/www/direct" import --name gone "$TMP/lonely.bin"
+casfs_ok "fsck of file:// once more" --store "file://$TMP/www/direct" fsck
+check "none unreferenced again" grep -q "; 0 problems; 0 unreferenced blobs" "$TMP/out"
 
 # ---- a copy to file:// killed at random moments, then finished ----
 mkdir -p "$TMP/ksrc"
