@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <zstd.h>
 
@@ -60,16 +61,66 @@ int cas_layout_root_key(const char *name, char **ret)
 
 /* ---- zstd ---- */
 
+/* One compression and one decompression context per thread, made on first
+ * use and freed when the thread ends: making one per chunk cost more than
+ * decompressing a small chunk. */
+static pthread_key_t cctx_key, dctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+
+static void free_cctx(void *p)
+{
+        ZSTD_freeCCtx(p);
+}
+
+static void free_dctx(void *p)
+{
+        ZSTD_freeDCtx(p);
+}
+
+static void ctx_keys(void)
+{
+        (void)pthread_key_create(&cctx_key, free_cctx);
+        (void)pthread_key_create(&dctx_key, free_dctx);
+}
+
+static ZSTD_CCtx *thread_cctx(void)
+{
+        pthread_once(&ctx_once, ctx_keys);
+        ZSTD_CCtx *c = pthread_getspecific(cctx_key);
+        if (!c && (c = ZSTD_createCCtx()) && pthread_setspecific(cctx_key, c) != 0) {
+                ZSTD_freeCCtx(c);
+                c = NULL;
+        }
+        return c;
+}
+
+/* A decompression context with no frame begun. */
+static ZSTD_DCtx *thread_dctx(void)
+{
+        pthread_once(&ctx_once, ctx_keys);
+        ZSTD_DCtx *d = pthread_getspecific(dctx_key);
+        if (!d && (d = ZSTD_createDCtx()) && pthread_setspecific(dctx_key, d) != 0) {
+                ZSTD_freeDCtx(d);
+                d = NULL;
+        }
+        if (d)
+                ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
+        return d;
+}
+
 static int zstd_compress(const void *buf, size_t n, void **ret, size_t *ret_len)
 {
         size_t cap = ZSTD_compressBound(n), k;
+        ZSTD_CCtx *cctx = thread_cctx();
         void *out = malloc(cap ?: 1);
 
-        if (!out)
+        if (!out || !cctx) {
+                free(out);
                 return -ENOMEM;
+        }
         /* one frame that states its content size: readers can refuse a
          * chunk that claims another size before decompressing anything */
-        k = ZSTD_compress(out, cap, buf, n, ZSTD_LEVEL);
+        k = ZSTD_compressCCtx(cctx, out, cap, buf, n, ZSTD_LEVEL);
         if (ZSTD_isError(k)) {
                 free(out);
                 return -EIO;
@@ -102,7 +153,7 @@ static int zstd_decompress(const void *z, size_t zlen, size_t limit, void **ret,
         out = malloc(cap);
         if (!out)
                 return -ENOMEM;
-        dctx = ZSTD_createDCtx();
+        dctx = thread_dctx();
         if (!dctx)
                 return -ENOMEM;
         for (;;) {
@@ -110,7 +161,6 @@ static int zstd_decompress(const void *z, size_t zlen, size_t limit, void **ret,
                         size_t ncap = cap > limit / 2 ? limit + 1 : cap * 2;
                         uint8_t *n = ncap > cap ? realloc(out, ncap) : NULL;
                         if (!n) {
-                                ZSTD_freeDCtx(dctx);
                                 return ncap > cap ? -ENOMEM
                                                   : refuse(e, "decompresses to more than %zu bytes",
                                                            limit);
@@ -122,11 +172,9 @@ static int zstd_decompress(const void *z, size_t zlen, size_t limit, void **ret,
                 k = ZSTD_decompressStream(dctx, &ob, &in);
                 got = ob.pos;
                 if (ZSTD_isError(k)) {
-                        ZSTD_freeDCtx(dctx);
                         return refuse(e, "zstd: %s", ZSTD_getErrorName(k));
                 }
                 if (got > limit) {
-                        ZSTD_freeDCtx(dctx);
                         return refuse(e, "decompresses to more than %zu bytes", limit);
                 }
                 /* done: all input taken, the last frame complete; or
@@ -135,7 +183,6 @@ static int zstd_decompress(const void *z, size_t zlen, size_t limit, void **ret,
                 if (in.pos == in.size && (k == 0 || got < cap))
                         break;
         }
-        ZSTD_freeDCtx(dctx);
         if (k != 0)
                 return refuse(e, "truncated zstd data");
         *ret = TAKE_PTR(out);
