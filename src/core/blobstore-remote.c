@@ -248,6 +248,28 @@ static void chunk_done(int r, const char *key, void *z, size_t zlen, void *userd
                 a->r = r;
 }
 
+/* The index of the blob d (of size bytes, or UINT64_MAX): its chunks and
+ * their total size. -ENOENT when there is none. */
+static int get_index(remote_blobstore *rb, const cas_digest *d, uint64_t size, cas_chunk_ref **ret,
+                     size_t *ret_n, uint64_t *ret_total)
+{
+        char key[CAS_LAYOUT_KEY_MAX];
+        _cleanup_free_ void *buf = NULL;
+        cas_layout_error e;
+        size_t len;
+        int r;
+
+        cas_layout_key(CAS_LAYOUT_BLOBS, d, key);
+        r = cas_objstore_get(rb->os, key, CAS_LAYOUT_BLOB_INDEX_MAX, &buf, &len);
+        if (r < 0)
+                return transfer_failed(rb, r, key);
+        r = cas_layout_blob_index_decode(buf, len, size, ret, ret_n, ret_total, &e);
+        if (r < 0)
+                return cas_log_errno(CAS_LOG_ERR, r, "%s: blob index %s is corrupt: %s", where(rb),
+                                     key, e.reason);
+        return 0;
+}
+
 /* A blob of several chunks: its index, then the chunks in parallel into a
  * memory file, then the whole blob against its digest. -ENOENT when there is
  * no index. */
@@ -255,24 +277,18 @@ static int open_index(remote_blobstore *rb, const cas_digest *d, uint64_t size,
                       cas_blob_reader **ret)
 {
         char key[CAS_LAYOUT_KEY_MAX], ckey[CAS_LAYOUT_KEY_MAX];
-        _cleanup_free_ void *buf = NULL;
         _cleanup_free_ cas_chunk_ref *chunks = NULL;
         _cleanup_free_ uint64_t *offsets = NULL;
         _cleanup_free_ chunk_job *jobs = NULL;
         _cleanup_close_ int fd = -1;
-        cas_layout_error e;
-        size_t len, n;
+        size_t n;
         uint64_t total;
         int r;
 
         cas_layout_key(CAS_LAYOUT_BLOBS, d, key);
-        r = cas_objstore_get(rb->os, key, CAS_LAYOUT_BLOB_INDEX_MAX, &buf, &len);
+        r = get_index(rb, d, size, &chunks, &n, &total);
         if (r < 0)
-                return transfer_failed(rb, r, key);
-        r = cas_layout_blob_index_decode(buf, len, size, &chunks, &n, &total, &e);
-        if (r < 0)
-                return cas_log_errno(CAS_LOG_ERR, r, "%s: blob index %s is corrupt: %s", where(rb),
-                                     key, e.reason);
+                return r;
         if (total > SIZE_MAX / 2)
                 return cas_log_errno(CAS_LOG_ERR, -EFBIG,
                                      "%s: blob %s of %" PRIu64 " bytes is too large", where(rb),
@@ -349,24 +365,11 @@ static int remote_parts(cas_blobstore *bs, const cas_digest *d, uint64_t size, c
                         size_t *ret_n)
 {
         remote_blobstore *rb = REMOTE(bs);
-        char key[CAS_LAYOUT_KEY_MAX];
-        _cleanup_free_ void *buf = NULL;
-        cas_layout_error e;
         uint64_t total;
-        size_t len;
-        int r;
 
         if (cas_digest_eq(d, &cas_digest_empty) || has_object(rb, d, KNOWN_INDEX) <= 0)
                 return 0; /* stored whole, as a chunk (or not at all) */
-        cas_layout_key(CAS_LAYOUT_BLOBS, d, key);
-        r = cas_objstore_get(rb->os, key, CAS_LAYOUT_BLOB_INDEX_MAX, &buf, &len);
-        if (r < 0)
-                return transfer_failed(rb, r, key);
-        r = cas_layout_blob_index_decode(buf, len, size, ret, ret_n, &total, &e);
-        if (r < 0)
-                return cas_log_errno(CAS_LOG_ERR, r, "%s: blob index %s is corrupt: %s", where(rb),
-                                     key, e.reason);
-        return 0;
+        return get_index(rb, d, size, ret, ret_n, &total);
 }
 
 static int remote_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **ret)
