@@ -110,18 +110,6 @@ int cli_open_served_store(const char *cmd, const cli_remote_options *ro, cas_sto
                 }
                 return cli_open_store(0, ret);
         }
-        if (ro->cache_dir) {
-                dir = realpath(ro->cache_dir, NULL);
-                if (!dir && errno == ENOENT && ro->cache_dir[0] == '/')
-                        dir = strdup(ro->cache_dir);
-                if (!dir) {
-                        log_error("%s: --cache %s: %s", cmd, ro->cache_dir, strerror(errno));
-                        return -errno;
-                }
-        } else if (cas_cache_default_dir(path, arg_s3_endpoint ?: getenv("AWS_ENDPOINT_URL"), &dir) < 0) {
-                log_error("%s: no cache folder: set --cache, $XDG_CACHE_HOME or $HOME", cmd);
-                return -ENXIO;
-        }
         /* a remote that stops answering costs about --timeout, not the
          * objstore's default of four attempts of it: two of half */
         cas_objstore_options o = {
@@ -131,6 +119,18 @@ int cli_open_served_store(const char *cmd, const cli_remote_options *ro, cas_sto
             .retries = 1,
             .jobs = ro->jobs,
         };
+        if (ro->cache_dir) {
+                dir = realpath(ro->cache_dir, NULL);
+                if (!dir && errno == ENOENT && ro->cache_dir[0] == '/')
+                        dir = strdup(ro->cache_dir);
+                if (!dir) {
+                        log_error("%s: --cache %s: %s", cmd, ro->cache_dir, strerror(errno));
+                        return -errno;
+                }
+        } else if (cas_cache_default_dir(path, cas_objstore_s3_endpoint(&o), &dir) < 0) {
+                log_error("%s: no cache folder: set --cache, $XDG_CACHE_HOME or $HOME", cmd);
+                return -ENXIO;
+        }
         cas_cache_options co = {.refresh_sec = ro->refresh_sec, .max_bytes = ro->cache_size};
         r = cas_store_open_cached(path, dir, &o, &co, ret);
         if (r < 0) {

@@ -262,6 +262,11 @@ static int dup_env(const char *name, char **ret)
         return *ret ? 0 : -ENOMEM;
 }
 
+const char *cas_objstore_s3_endpoint(const cas_objstore_options *o)
+{
+        return o && o->s3_endpoint ? o->s3_endpoint : getenv("AWS_ENDPOINT_URL");
+}
+
 static int parse_s3(cas_objstore *os, const char *address, const cas_objstore_options *o)
 {
         const char *rest = address + 5, *slash, *endpoint;
@@ -296,7 +301,7 @@ static int parse_s3(cas_objstore *os, const char *address, const cas_objstore_op
         if (!os->access_key != !os->secret_key)
                 return -EINVAL;
 
-        endpoint = o && o->s3_endpoint ? o->s3_endpoint : getenv("AWS_ENDPOINT_URL");
+        endpoint = cas_objstore_s3_endpoint(o);
         if (endpoint && *endpoint) {
                 bool tls = has_prefix(endpoint, "https://");
                 if (!tls && !has_prefix(endpoint, "http://"))
