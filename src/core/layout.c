@@ -61,66 +61,56 @@ int cas_layout_root_key(const char *name, char **ret)
 
 /* ---- zstd ---- */
 
-/* One compression and one decompression context per thread, made on first
- * use and freed when the thread ends: making one per chunk cost more than
- * decompressing a small chunk. */
-static pthread_key_t cctx_key, dctx_key;
-static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+/* The thread's zstd contexts, each made on its first use and freed with
+ * the thread: making one per chunk cost more than decompressing a small
+ * chunk. */
+typedef struct zstd_contexts {
+        ZSTD_CCtx *c;
+        ZSTD_DCtx *d;
+} zstd_contexts;
 
-static void free_cctx(void *p)
+static pthread_key_t contexts_key;
+static pthread_once_t contexts_once = PTHREAD_ONCE_INIT;
+
+static void contexts_free(void *p)
 {
-        ZSTD_freeCCtx(p);
+        zstd_contexts *z = p;
+        ZSTD_freeCCtx(z->c);
+        ZSTD_freeDCtx(z->d);
+        free(z);
 }
 
-static void free_dctx(void *p)
+static void contexts_key_create(void)
 {
-        ZSTD_freeDCtx(p);
+        (void)pthread_key_create(&contexts_key, contexts_free);
 }
 
-static void ctx_keys(void)
+static zstd_contexts *thread_contexts(void)
 {
-        (void)pthread_key_create(&cctx_key, free_cctx);
-        (void)pthread_key_create(&dctx_key, free_dctx);
-}
-
-static ZSTD_CCtx *thread_cctx(void)
-{
-        pthread_once(&ctx_once, ctx_keys);
-        ZSTD_CCtx *c = pthread_getspecific(cctx_key);
-        if (!c && (c = ZSTD_createCCtx()) && pthread_setspecific(cctx_key, c) != 0) {
-                ZSTD_freeCCtx(c);
-                c = NULL;
+        pthread_once(&contexts_once, contexts_key_create);
+        zstd_contexts *z = pthread_getspecific(contexts_key);
+        if (!z && (z = calloc(1, sizeof(*z))) && pthread_setspecific(contexts_key, z) != 0) {
+                free(z);
+                z = NULL;
         }
-        return c;
-}
-
-/* A decompression context with no frame begun. */
-static ZSTD_DCtx *thread_dctx(void)
-{
-        pthread_once(&ctx_once, ctx_keys);
-        ZSTD_DCtx *d = pthread_getspecific(dctx_key);
-        if (!d && (d = ZSTD_createDCtx()) && pthread_setspecific(dctx_key, d) != 0) {
-                ZSTD_freeDCtx(d);
-                d = NULL;
-        }
-        if (d)
-                ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
-        return d;
+        return z;
 }
 
 static int zstd_compress(const void *buf, size_t n, void **ret, size_t *ret_len)
 {
         size_t cap = ZSTD_compressBound(n), k;
-        ZSTD_CCtx *cctx = thread_cctx();
+        zstd_contexts *z = thread_contexts();
         void *out = malloc(cap ?: 1);
 
-        if (!out || !cctx) {
+        if (z && !z->c)
+                z->c = ZSTD_createCCtx();
+        if (!out || !z || !z->c) {
                 free(out);
                 return -ENOMEM;
         }
         /* one frame that states its content size: readers can refuse a
          * chunk that claims another size before decompressing anything */
-        k = ZSTD_compressCCtx(cctx, out, cap, buf, n, ZSTD_LEVEL);
+        k = ZSTD_compressCCtx(z->c, out, cap, buf, n, ZSTD_LEVEL);
         if (ZSTD_isError(k)) {
                 free(out);
                 return -EIO;
@@ -139,6 +129,7 @@ static int zstd_decompress(const void *z, size_t zlen, size_t limit, void **ret,
         _cleanup_free_ uint8_t *out = NULL;
         unsigned long long stated = ZSTD_getFrameContentSize(z, zlen);
         size_t cap, got = 0, k = 1;
+        zstd_contexts *zc = thread_contexts();
         ZSTD_DCtx *dctx;
         ZSTD_inBuffer in = {z, zlen, 0};
 
@@ -153,9 +144,12 @@ static int zstd_decompress(const void *z, size_t zlen, size_t limit, void **ret,
         out = malloc(cap);
         if (!out)
                 return -ENOMEM;
-        dctx = thread_dctx();
-        if (!dctx)
+        if (zc && !zc->d)
+                zc->d = ZSTD_createDCtx();
+        if (!zc || !zc->d)
                 return -ENOMEM;
+        dctx = zc->d;
+        ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only); /* no frame begun */
         for (;;) {
                 if (got == cap) {
                         size_t ncap = cap > limit / 2 ? limit + 1 : cap * 2;
@@ -171,12 +165,10 @@ static int zstd_decompress(const void *z, size_t zlen, size_t limit, void **ret,
                 ZSTD_outBuffer ob = {out, cap, got};
                 k = ZSTD_decompressStream(dctx, &ob, &in);
                 got = ob.pos;
-                if (ZSTD_isError(k)) {
+                if (ZSTD_isError(k))
                         return refuse(e, "zstd: %s", ZSTD_getErrorName(k));
-                }
-                if (got > limit) {
+                if (got > limit)
                         return refuse(e, "decompresses to more than %zu bytes", limit);
-                }
                 /* done: all input taken, the last frame complete; or
                  * stuck: all input taken, room left, a frame unfinished.
                  * A full buffer may hold back more output: go on. */
