@@ -19,6 +19,7 @@ static const struct {
         const char *name;
         const char *option;
         bool value; /* NAME=VALUE */
+        const char **global; /* casfs's own option, before the command: set here */
 } mapped[] = {
         {"list_root", "--list-root", false},
         {"allow_other", "--allow-other", false},
@@ -38,9 +39,9 @@ static const struct {
         {"jobs", "--jobs", true},
         {"timeout", "--timeout", true},
         {"refresh", "--refresh", true},
-        /* casfs's own, before the command */
-        {"s3_endpoint", "--s3-endpoint", true},
-        {"ca_bundle", "--ca-bundle", true},
+        /* casfs's own */
+        {"s3_endpoint", "--s3-endpoint", true, &arg_s3_endpoint},
+        {"ca_bundle", "--ca-bundle", true, &arg_ca_bundle},
 };
 
 /* Generic options: the mount is read-only, without devices or set-id files,
@@ -98,10 +99,8 @@ static int map_option(char *o, bool sloppy, char **args, int *n)
                                   mapped[i].value ? "takes a value (NAME=VALUE)" : "takes no value");
                         return -EINVAL;
                 }
-                if (strcmp(mapped[i].option, "--s3-endpoint") == 0)
-                        arg_s3_endpoint = eq + 1;
-                else if (strcmp(mapped[i].option, "--ca-bundle") == 0)
-                        arg_ca_bundle = eq + 1;
+                if (mapped[i].global)
+                        *mapped[i].global = eq + 1;
                 else {
                         args[(*n)++] = (char *)mapped[i].option;
                         if (eq)
