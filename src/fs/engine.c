@@ -61,6 +61,7 @@ struct cas_engine {
         cas_parked parked;
         cas_readahead ra;
         cas_streams streams;
+        cas_around around;
         cas_top top;
 
         /* the housekeeping thread (cas_engine_start) */
@@ -788,11 +789,13 @@ int cas_engine_start(cas_engine *e)
 
         cas_readahead_start(&e->ra);
         cas_streams_start(&e->streams);
+        cas_around_start(&e->around);
         e->stop_ticking = false;
         r = pthread_create(&e->ticker, NULL, ticker, e);
         if (r != 0) {
                 cas_readahead_stop(&e->ra);
                 cas_streams_stop(&e->streams);
+                cas_around_stop(&e->around);
                 return -r;
         }
         e->ticking = true;
@@ -811,6 +814,7 @@ void cas_engine_stop(cas_engine *e)
         }
         cas_readahead_stop(&e->ra);
         cas_streams_stop(&e->streams); /* lets go of the inodes it holds, before the table goes */
+        cas_around_stop(&e->around);   /* likewise */
 }
 
 uint64_t cas_engine_inode_count(cas_engine *e)
@@ -878,6 +882,8 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
         cas_readahead_init(&e->ra, store->blobs, e->inodes, &e->dirs, &e->rp, &e->parked, &e->opts);
         cas_streams_init(&e->streams, store->blobs, e->inodes, e->opts.direct_io);
         e->rp.streams = &e->streams;
+        cas_around_init(&e->around, e->inodes, &e->transport);
+        e->rp.around = &e->around;
         *ret = e;
         return 0;
 }
@@ -891,6 +897,7 @@ cas_engine *cas_engine_free(cas_engine *e)
         cas_top_done(&e->top);
         cas_readahead_done(&e->ra);
         cas_streams_done(&e->streams);
+        cas_around_done(&e->around);
         cas_readpath_done(&e->rp);
         cas_parked_done(&e->parked);
         cas_bufpool_done(&e->pool);

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "around.h"
 #include "engine.h"
 #include "inodes.h"
 #include "parked.h"
@@ -24,6 +25,7 @@ typedef struct cas_readpath {
         bool direct_io; /* large blobs: read with O_DIRECT when the reply buffer allows */
         cas_parked *parked;
         cas_streams *streams; /* reading ahead of sequential readers of large blobs (NULL: none) */
+        cas_around *around;   /* reading around small reads of large blobs (NULL: none) */
         const cas_engine_transport *transport;
         bool passthrough;                 /* the kernel reads verified blobs' files itself (set at INIT) */
         _Atomic bool passthrough_refused; /* the kernel refused a backing file: stop trying */

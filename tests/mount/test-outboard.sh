@@ -72,6 +72,19 @@ for opt in "" --no-verify; do
                 "$(read_at "$MNT/big/large.bin" 2005000 4096 random)" "$(read_at "$TMP/big/large.bin" 2005000 4096)"
         check_eq "${opt:-verified}: and leaves none of the blob cached either" \
                 "$(fincore -n -b -o RES "$path" | tr -d ' ')" 0
+        # read around (src/fs/around.h): the 256 KiB block around that read, bytes 1835008-2097151,
+        # checked and handed to the file's page cache, where reads beside it find it
+        for _ in $(seq 50); do
+                [ "$(fincore -n -b -o RES "$MNT/big/large.bin" | tr -d ' ')" = 262144 ] && break
+                sleep 0.1
+        done
+        check_eq "${opt:-verified}: the 256 KiB block around it is in the mounted file's page cache" \
+                "$(fincore -n -b -o RES "$MNT/big/large.bin" | tr -d ' ')" 262144
+        check_eq "${opt:-verified}: and reads right from there, at its start and at its end" \
+                "$(read_at "$MNT/big/large.bin" 1835008 4096 random) $(read_at "$MNT/big/large.bin" 2093056 4096 random)" \
+                "$(read_at "$TMP/big/large.bin" 1835008 4096) $(read_at "$TMP/big/large.bin" 2093056 4096)"
+        check_eq "${opt:-verified}: still none of it in the blob's own page cache" \
+                "$(fincore -n -b -o RES "$path" | tr -d ' ')" 0
         stop_mount
 done
 
@@ -83,6 +96,15 @@ check_eq "the group before reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576
         "$(read_at "$TMP/big/large.bin" $((3 * 1048576 - G)) $G)"
 check_eq "the group after reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + G)) 4096)" \
         "$(read_at "$TMP/big/large.bin" $((3 * 1048576 + G)) 4096)"
+# a random read beside the damaged group reads its 256 KiB block (bytes 3145728-3407871) around:
+# with a group that does not match, none of it goes to the page cache
+check_eq "a random read two groups after it reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + 2 * G)) 4096 random)" \
+        "$(read_at "$TMP/big/large.bin" $((3 * 1048576 + 2 * G)) 4096)"
+sleep 0.5
+check_eq "the damaged group is still EIO after a read beside it in its block" \
+        "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + 8192)) 4096 random)" EIO
+check_eq "a read at the block's end reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + 262144 - 4096)) 4096 random)" \
+        "$(read_at "$TMP/big/large.bin" $((3 * 1048576 + 262144 - 4096)) 4096)"
 check_eq "the first MiB reads" "$(read_at "$MNT/big/large.bin" 0 1048576)" "$(read_at "$TMP/big/large.bin" 0 1048576)"
 check_eq "reading the whole file fails" "$(errno_of read "$MNT/big/large.bin")" EIO
 check "the daemon names the blob and the damaged bytes" \
