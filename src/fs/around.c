@@ -9,9 +9,10 @@
 #include "threads.h"
 #include "verify.h"
 
-void cas_around_init(cas_around *a, cas_inodes *inodes, const cas_engine_transport *transport)
+void cas_around_init(cas_around *a, cas_blobstore *blobs, cas_inodes *inodes, const cas_engine_transport *transport,
+                     bool direct_io)
 {
-        *a = (cas_around){.inodes = inodes, .transport = transport};
+        *a = (cas_around){.blobs = blobs, .inodes = inodes, .transport = transport, .direct_io = direct_io};
         pthread_mutex_init(&a->lock, NULL);
         pthread_cond_init(&a->work, NULL);
 }
@@ -20,18 +21,31 @@ void cas_around_done(cas_around *a)
 {
         cas_around_stop(a);
         free(TAKE_PTR(a->memory));
+        for (unsigned k = 0; k < CAS_AROUND_FILES; k++)
+                free(TAKE_PTR(a->files[k].touched));
         pthread_mutex_destroy(&a->lock);
         pthread_cond_destroy(&a->work);
 }
 
-/* Every group of the block matches the outboard (or nothing is checked). */
-static bool block_good(const cas_around_block *b, const uint8_t *buf)
+/* Reads the block into buf: true when it was read whole and every group
+ * matches the outboard (or nothing is checked). rd: the thread's reader,
+ * kept for the next block of the same blob. */
+static bool load(cas_around *a, const cas_around_block *b, uint8_t *buf, cas_blob_reader **rd, cas_digest *rd_digest)
 {
         uint64_t size = b->inode->size, end = b->start + b->len;
 
-        if (!b->ob)
-                return true;
-        for (uint64_t g = b->start >> CAS_OUTBOARD_GROUP_SHIFT; (g << CAS_OUTBOARD_GROUP_SHIFT) < end; g++) {
+        if (!*rd || !cas_digest_eq(rd_digest, &b->inode->digest)) {
+                *rd = cas_blob_reader_free(*rd);
+                if (cas_blobstore_open(a->blobs, &b->inode->digest, rd) < 0)
+                        return false;
+                *rd_digest = b->inode->digest;
+        }
+        if (cas_blob_reader_size(*rd) != size)
+                return false;
+        ssize_t got = cas_verify_pread(*rd, buf, CAS_AROUND, b->len, b->start, a->direct_io);
+        if (got < 0 || (size_t)got != b->len)
+                return false;
+        for (uint64_t g = b->start >> CAS_OUTBOARD_GROUP_SHIFT; b->ob && (g << CAS_OUTBOARD_GROUP_SHIFT) < end; g++) {
                 uint64_t at = g << CAS_OUTBOARD_GROUP_SHIFT;
                 if (!cas_outboard_check_group(b->ob, size, g, buf + (at - b->start),
                                               (size_t)MIN(CAS_OUTBOARD_GROUP, size - at)))
@@ -41,7 +55,7 @@ static bool block_good(const cas_around_block *b, const uint8_t *buf)
 }
 
 /* Hands the checked block to the kernel's page cache of the file. It waits
- * for pages a READ still holds (the one that read the block, answered by
+ * for pages a READ still holds (the one that queued the block, answered by
  * now or soon): never on a thread that answers READs. */
 static void store(cas_around *a, const cas_around_block *b, uint8_t *buf)
 {
@@ -56,31 +70,34 @@ static void store(cas_around *a, const cas_around_block *b, uint8_t *buf)
 static void *worker(void *userdata)
 {
         cas_around *a = userdata;
+        cas_blob_reader *rd = NULL;
+        cas_digest rd_digest;
 
         pthread_mutex_lock(&a->lock);
         for (;;) {
                 unsigned slot = CAS_AROUND_BLOCKS;
                 while (!a->stop && slot == CAS_AROUND_BLOCKS) {
-                        for (slot = 0; slot < CAS_AROUND_BLOCKS && !a->blocks[slot].queued; slot++)
+                        for (slot = 0; slot < CAS_AROUND_BLOCKS && a->blocks[slot].state != CAS_AROUND_QUEUED; slot++)
                                 ;
                         if (slot == CAS_AROUND_BLOCKS)
                                 pthread_cond_wait(&a->work, &a->lock);
                 }
                 if (a->stop)
                         break;
+                a->blocks[slot].state = CAS_AROUND_LOADING;
                 cas_around_block b = a->blocks[slot];
                 uint8_t *buf = a->memory + (size_t)slot * CAS_AROUND;
                 pthread_mutex_unlock(&a->lock);
 
-                if (block_good(&b, buf))
+                if (load(a, &b, buf, &rd, &rd_digest))
                         store(a, &b, buf);
                 cas_inode_unref(a->inodes, b.inode);
 
                 pthread_mutex_lock(&a->lock);
                 a->blocks[slot] = (cas_around_block){0};
-                a->busy[slot] = false;
         }
         pthread_mutex_unlock(&a->lock);
+        cas_blob_reader_free(rd);
         return NULL;
 }
 
@@ -89,9 +106,9 @@ void cas_around_start(cas_around *a)
         if (!a->transport->notify || a->n_threads > 0)
                 return;
         if (!a->memory && !(a->memory = cas_direct_buffer((size_t)CAS_AROUND_BLOCKS * CAS_AROUND)))
-                return; /* no memory: reads read their own groups */
+                return; /* no memory: no reading around */
         a->stop = false;
-        cas_threads_start(a->threads, &a->n_threads, ELEMENTSOF(a->threads), worker, a);
+        cas_threads_start(a->threads, &a->n_threads, CAS_AROUND_THREADS, worker, a);
 }
 
 void cas_around_stop(cas_around *a)
@@ -103,69 +120,83 @@ void cas_around_stop(cas_around *a)
         cas_threads_join(a->threads, &a->n_threads);
         /* blocks still queued are dropped: the inodes they hold go back */
         for (unsigned slot = 0; slot < CAS_AROUND_BLOCKS; slot++) {
-                if (a->blocks[slot].queued)
+                if (a->blocks[slot].state != CAS_AROUND_FREE)
                         cas_inode_unref(a->inodes, a->blocks[slot].inode);
                 a->blocks[slot] = (cas_around_block){0};
-                a->busy[slot] = false;
         }
+}
+
+/* Notes a small READ in block of file f: whether reading around pays. */
+static bool note_small(cas_around_file *f, const cas_inode *i, uint64_t block)
+{
+        if (!f->touched) {
+                uint64_t blocks = (i->size + CAS_AROUND - 1) / CAS_AROUND;
+                f->bits = (uint32_t)MIN((uint64_t)CAS_AROUND_BITS, (blocks + 63) / 64 * 64);
+                f->touched = calloc(f->bits / 64, sizeof(uint64_t));
+                if (!f->touched)
+                        return false;
+        }
+        uint32_t bit = (uint32_t)(block % f->bits);
+        bool again = f->touched[bit / 64] & (UINT64_C(1) << (bit % 64));
+        f->touched[bit / 64] |= UINT64_C(1) << (bit % 64);
+        f->recent = f->recent << 1 | again;
+        if (__builtin_popcount(f->recent) >= CAS_AROUND_RECENT / 2)
+                f->on = true;
+        return f->on;
 }
 
 bool cas_around_wanted(cas_around *a, const cas_inode *i, uint64_t off, size_t size)
 {
         uint64_t start = off / CAS_AROUND * CAS_AROUND;
-        bool follows;
+        bool follows, small, want = false;
         unsigned k;
 
         if (a->n_threads == 0)
                 return false;
         pthread_mutex_lock(&a->lock);
-        for (k = 0; k < CAS_AROUND_HISTORY && a->history[k].inode != i; k++)
+        for (k = 0; k < CAS_AROUND_FILES && a->files[k].inode != i; k++)
                 ;
-        if (k == CAS_AROUND_HISTORY) { /* new here: the oldest makes room */
-                k = a->history_next++ % CAS_AROUND_HISTORY;
-                a->history[k].inode = i;
+        if (k == CAS_AROUND_FILES) { /* new here: the oldest makes room */
+                k = a->files_next++ % CAS_AROUND_FILES;
+                free(a->files[k].touched);
+                a->files[k] = (cas_around_file){.inode = i};
                 follows = off == 0;
         } else
-                follows = off == a->history[k].end;
-        a->history[k].end = off + size;
+                follows = off == a->files[k].end;
+        a->files[k].end = off + size;
+        small = !follows && size < CAS_AROUND && i->size > CAS_AROUND && off + size <= start + CAS_AROUND;
+        if (small)
+                want = note_small(&a->files[k], i, off / CAS_AROUND);
         pthread_mutex_unlock(&a->lock);
-        return !follows && size < CAS_AROUND && i->size > CAS_AROUND && off + size <= start + CAS_AROUND;
+        return want;
 }
 
-uint8_t *cas_around_take(cas_around *a, unsigned *ret_slot)
+void cas_around_queue(cas_around *a, cas_inode *i, const uint8_t *ob, uint64_t off)
 {
-        uint8_t *buf = NULL;
-
-        pthread_mutex_lock(&a->lock);
-        for (unsigned slot = 0; slot < CAS_AROUND_BLOCKS && !buf; slot++)
-                if (!a->busy[slot]) {
-                        a->busy[slot] = true;
-                        *ret_slot = slot;
-                        buf = a->memory + (size_t)slot * CAS_AROUND;
-                }
-        pthread_mutex_unlock(&a->lock);
-        return buf;
-}
-
-void cas_around_give_back(cas_around *a, unsigned slot)
-{
-        pthread_mutex_lock(&a->lock);
-        a->busy[slot] = false;
-        pthread_mutex_unlock(&a->lock);
-}
-
-void cas_around_queue(cas_around *a, unsigned slot, cas_inode *i, const uint8_t *ob, uint64_t start, size_t len)
-{
+        uint64_t start = off / CAS_AROUND * CAS_AROUND;
+        cas_around_block *free_block = NULL;
         cas_inode *ref = cas_inodes_get(a->inodes, i->ino);
 
         if (ref != i) { /* gone from the table meanwhile: nothing to store it for */
                 if (ref)
                         cas_inode_unref(a->inodes, ref);
-                cas_around_give_back(a, slot);
                 return;
         }
+        bool pending = false;
         pthread_mutex_lock(&a->lock);
-        a->blocks[slot] = (cas_around_block){.inode = ref, .ob = ob, .start = start, .len = len, .queued = true};
-        pthread_cond_signal(&a->work);
+        for (unsigned slot = 0; slot < CAS_AROUND_BLOCKS; slot++) {
+                cas_around_block *b = &a->blocks[slot];
+                if (b->state == CAS_AROUND_FREE)
+                        free_block = free_block ? free_block : b;
+                else if (b->inode == i && b->start == start)
+                        pending = true; /* on its way already */
+        }
+        if (free_block && !pending) {
+                *free_block = (cas_around_block){.state = CAS_AROUND_QUEUED, .inode = TAKE_PTR(ref), .ob = ob,
+                                                 .start = start, .len = (size_t)MIN((uint64_t)CAS_AROUND, i->size - start)};
+                pthread_cond_signal(&a->work);
+        }
         pthread_mutex_unlock(&a->lock);
+        if (ref)
+                cas_inode_unref(a->inodes, ref);
 }

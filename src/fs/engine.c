@@ -882,7 +882,7 @@ int cas_engine_new(cas_store *store, const cas_engine_options *opts, const cas_e
         cas_readahead_init(&e->ra, store->blobs, e->inodes, &e->dirs, &e->rp, &e->parked, &e->opts);
         cas_streams_init(&e->streams, store->blobs, e->inodes, e->opts.direct_io);
         e->rp.streams = &e->streams;
-        cas_around_init(&e->around, e->inodes, &e->transport);
+        cas_around_init(&e->around, store->blobs, e->inodes, &e->transport, e->opts.direct_io);
         e->rp.around = &e->around;
         *ret = e;
         return 0;

@@ -288,43 +288,6 @@ static int read_checked(cas_readpath *rp, cas_request *rq, cas_inode *i, cas_blo
         return 0;
 }
 
-/* Reads the block around a small read of a large blob (around.h): 1 when
- * the READ is answered from it, its own groups checked against ob (NULL:
- * not verifying) and the block queued to be checked and stored; 0 when it
- * cannot (then nothing was read); <0 on error. */
-static int read_around(cas_readpath *rp, cas_request *rq, cas_inode *i, cas_blob_reader *rd, const uint8_t *ob,
-                       uint64_t off, size_t size, uint64_t *ret_group)
-{
-        uint64_t start = off / CAS_AROUND * CAS_AROUND, first, end = off + size;
-        size_t len = (size_t)MIN((uint64_t)CAS_AROUND, i->size - start);
-        unsigned slot;
-        uint8_t *buf;
-
-        if (cas_blob_reader_fd(rd) < 0 || !(buf = cas_around_take(rp->around, &slot)))
-                return 0;
-        ssize_t got = cas_verify_pread(rd, buf, CAS_AROUND, len, start, rp->direct_io);
-        if (got < 0 || (size_t)got != len) {
-                cas_around_give_back(rp->around, slot);
-                return got < 0 ? (int)got : -EIO;
-        }
-        first = off >> CAS_OUTBOARD_GROUP_SHIFT;
-        for (uint64_t g = first; ob && (g << CAS_OUTBOARD_GROUP_SHIFT) < end; g++) {
-                uint64_t at = g << CAS_OUTBOARD_GROUP_SHIFT;
-                if (!cas_outboard_check_group(ob, i->size, g, buf + (at - start),
-                                              (size_t)MIN(CAS_OUTBOARD_GROUP, i->size - at))) {
-                        cas_around_give_back(rp->around, slot);
-                        *ret_group = g;
-                        return -EBADMSG;
-                }
-        }
-        if (!cas_request_put(rq, sizeof(struct fuse_out_header), buf + (off - start), size)) {
-                cas_around_give_back(rp->around, slot);
-                return -ENOBUFS;
-        }
-        cas_around_queue(rp->around, slot, i, ob, start, len);
-        return 1;
-}
-
 /* Reads a range of the blob, opened, into the reply: checked when verifying. */
 static int read_blob(cas_readpath *rp, cas_request *rq, cas_inode *i, cas_blob_reader *rd, uint64_t off,
                      size_t size)
@@ -346,13 +309,8 @@ static int read_blob(cas_readpath *rp, cas_request *rq, cas_inode *i, cas_blob_r
 
         if (large && rp->streams && cas_streams_read(rp->streams, rq, i, ob, off, size))
                 return 0; /* read ahead, and checked there when verifying */
-        r = around ? read_around(rp, rq, i, rd, ob, off, size, &bad_group) : 0;
-        if (r > 0)
-                return 0; /* its groups checked there when verifying, the block around it stored */
-        if (r < 0)
-                ; /* reported below */
-        else if (!verify && cas_outboard_size(i->size) > 0 && (payload = cas_request_payload(rq, &room)) &&
-                 room >= size) {
+        if (!verify && cas_outboard_size(i->size) > 0 && (payload = cas_request_payload(rq, &room)) &&
+            room >= size) {
                 ssize_t got = cas_verify_pread(rd, payload, room, size, off, rp->direct_io);
                 r = got < 0 ? (int)got : (size_t)got == size ? 0 : -EIO;
         } else if (!verify)
@@ -364,6 +322,8 @@ static int read_blob(cas_readpath *rp, cas_request *rq, cas_inode *i, cas_blob_r
                 if (r >= 0)
                         r = read_checked(rp, rq, i, rd, ob, off, size, &bad_group);
         }
+        if (r >= 0 && around) /* the blob is there and the groups read matched */
+                cas_around_queue(rp->around, i, ob, off);
         if (r >= 0)
                 return 0;
         if (r == -EBADMSG && ob)

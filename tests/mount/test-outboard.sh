@@ -25,6 +25,43 @@ check_eq "of 32 bytes per 16 KiB group" "$(stat -c %s "$ob")" $(((size + G - 1) 
 check "a blob just over 1 MiB has one" test -f "$("$STORE_TOOL" "$CASFS_STORE" blob-path "$(digest_of just-over.bin)").outboard"
 check "a blob of 1 MiB has none" test ! -e "$("$STORE_TOOL" "$CASFS_STORE" blob-path "$(digest_of one-mib.bin)").outboard"
 
+# read_pages FILE START N: reads every other 4 KiB page from START, N of them, as a
+# random reader (the kernel's readahead off); prints the sha256 of what came
+read_pages() {
+        python3 - "$@" <<'PY'
+import errno, hashlib, os, sys
+path, start, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fd = os.open(path, os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+h = hashlib.sha256()
+try:
+    for k in range(n):
+        h.update(os.pread(fd, 4096, start + 2 * k * 4096))
+    print(h.hexdigest())
+except OSError as e:
+    print(errno.errorcode[e.errno])
+PY
+}
+
+# cached_pages FILE OFFSET LENGTH: how many of the pages of that range are in
+# the file's page cache (mincore of a mapping of it)
+cached_pages() {
+        python3 - "$@" <<'PY'
+import ctypes, os, sys
+path, off, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+fd = os.open(path, os.O_RDONLY)
+addr = libc.mmap(None, n, 1, 1, fd, off)  # PROT_READ, MAP_SHARED
+vec = (ctypes.c_ubyte * ((n + 4095) // 4096))()
+if addr in (None, ctypes.c_void_p(-1).value) or libc.mincore(addr, n, vec) != 0:
+    sys.exit("mincore: " + os.strerror(ctypes.get_errno()))
+print(sum(v & 1 for v in vec))
+PY
+}
+
 # read_at FILE OFFSET LENGTH [random]: prints the bytes' sha256 or the
 # error's name; random: with the kernel's readahead off (the request is the read)
 read_at() {
@@ -72,17 +109,22 @@ for opt in "" --no-verify; do
                 "$(read_at "$MNT/big/large.bin" 2005000 4096 random)" "$(read_at "$TMP/big/large.bin" 2005000 4096)"
         check_eq "${opt:-verified}: and leaves none of the blob cached either" \
                 "$(fincore -n -b -o RES "$path" | tr -d ' ')" 0
-        # read around (src/fs/around.h): the 256 KiB block around that read, bytes 1835008-2097151,
-        # checked and handed to the file's page cache, where reads beside it find it
+        # read around (src/fs/around.h): once most small reads of a file fall in blocks of 256 KiB
+        # read before, each block read from is read whole, checked and handed to the file's page
+        # cache: every other page of block 1835008-2097151 (the 4 KiB read above is in it)
+        check_eq "${opt:-verified}: random reads of every other page of a block read right" \
+                "$(read_pages "$MNT/big/large.bin" 1835008 32)" "$(read_pages "$TMP/big/large.bin" 1835008 32)"
         for _ in $(seq 50); do
-                [ "$(fincore -n -b -o RES "$MNT/big/large.bin" | tr -d ' ')" = 262144 ] && break
+                [ "$(cached_pages "$MNT/big/large.bin" 1835008 262144)" = 64 ] && break
                 sleep 0.1
         done
-        check_eq "${opt:-verified}: the 256 KiB block around it is in the mounted file's page cache" \
+        check_eq "${opt:-verified}: the whole block is in the mounted file's page cache" \
+                "$(cached_pages "$MNT/big/large.bin" 1835008 262144)" 64
+        check_eq "${opt:-verified}: and nothing but pages read around it" \
                 "$(fincore -n -b -o RES "$MNT/big/large.bin" | tr -d ' ')" 262144
-        check_eq "${opt:-verified}: and reads right from there, at its start and at its end" \
-                "$(read_at "$MNT/big/large.bin" 1835008 4096 random) $(read_at "$MNT/big/large.bin" 2093056 4096 random)" \
-                "$(read_at "$TMP/big/large.bin" 1835008 4096) $(read_at "$TMP/big/large.bin" 2093056 4096)"
+        check_eq "${opt:-verified}: and the pages not read read right from there" \
+                "$(read_at "$MNT/big/large.bin" $((1835008 + 4096)) 4096 random) $(read_at "$MNT/big/large.bin" 2093056 4096 random)" \
+                "$(read_at "$TMP/big/large.bin" $((1835008 + 4096)) 4096) $(read_at "$TMP/big/large.bin" 2093056 4096)"
         check_eq "${opt:-verified}: still none of it in the blob's own page cache" \
                 "$(fincore -n -b -o RES "$path" | tr -d ' ')" 0
         stop_mount
@@ -96,11 +138,19 @@ check_eq "the group before reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576
         "$(read_at "$TMP/big/large.bin" $((3 * 1048576 - G)) $G)"
 check_eq "the group after reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + G)) 4096)" \
         "$(read_at "$TMP/big/large.bin" $((3 * 1048576 + G)) 4096)"
-# a random read beside the damaged group reads its 256 KiB block (bytes 3145728-3407871) around:
-# with a group that does not match, none of it goes to the page cache
-check_eq "a random read two groups after it reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + 2 * G)) 4096 random)" \
+# read around on (random reads of a block), a random read beside the damaged group reads its
+# 256 KiB block (bytes 3145728-3407871) around: with a group that does not match, none of it goes
+# to the page cache
+check_eq "random reads of every other page of a block read right" \
+        "$(read_pages "$MNT/big/large.bin" 1048576 32)" "$(read_pages "$TMP/big/large.bin" 1048576 32)"
+check_eq "a random read two groups after the damaged one reads" \
+        "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + 2 * G)) 4096 random)" \
         "$(read_at "$TMP/big/large.bin" $((3 * 1048576 + 2 * G)) 4096)"
 sleep 0.5
+check_eq "read around was on: the block read at random is cached whole" \
+        "$(cached_pages "$MNT/big/large.bin" 1048576 262144)" 64
+n=$(cached_pages "$MNT/big/large.bin" $((3 * 1048576)) 262144)
+check "the damaged group's block is not: only pages read from it ($n of 64)" test "$n" -lt 8
 check_eq "the damaged group is still EIO after a read beside it in its block" \
         "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + 8192)) 4096 random)" EIO
 check_eq "a read at the block's end reads" "$(read_at "$MNT/big/large.bin" $((3 * 1048576 + 262144 - 4096)) 4096 random)" \
