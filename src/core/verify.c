@@ -106,7 +106,7 @@ int cas_verify_read_groups(cas_blob_reader *rd, const uint8_t *ob, uint64_t size
         ssize_t got = cas_verify_pread(rd, buf, room, span, start, direct);
         if (got < 0 || (size_t)got != span)
                 return got < 0 ? (int)got : -EIO;
-        for (uint64_t g = first; (g << CAS_OUTBOARD_GROUP_SHIFT) < end; g++) {
+        for (uint64_t g = first; ob && (g << CAS_OUTBOARD_GROUP_SHIFT) < end; g++) {
                 uint64_t at = (g - first) << CAS_OUTBOARD_GROUP_SHIFT;
                 size_t len = (size_t)MIN(CAS_OUTBOARD_GROUP, size - (g << CAS_OUTBOARD_GROUP_SHIFT));
                 if (!cas_outboard_check_group(ob, size, g, buf + at, len)) {

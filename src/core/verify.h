@@ -56,8 +56,8 @@ size_t cas_verify_span(uint64_t size, uint64_t off, size_t n, uint64_t *ret_star
 
 /* Reads span bytes at start (a span of cas_verify_span) of a large blob into
  * buf (room bytes there) with cas_verify_pread, and checks each group against
- * the outboard ob (checked already). -EBADMSG with the first group that did
- * not match in *ret_bad_group; -EIO on a short read. */
+ * the outboard ob (checked already; NULL: no check). -EBADMSG with the first
+ * group that did not match in *ret_bad_group; -EIO on a short read. */
 int cas_verify_read_groups(cas_blob_reader *rd, const uint8_t *ob, uint64_t size, uint64_t start, size_t span,
                            uint8_t *buf, size_t room, bool direct, uint64_t *ret_bad_group);
 

@@ -32,7 +32,7 @@ void cas_around_done(cas_around *a)
  * kept for the next block of the same blob. */
 static bool load(cas_around *a, const cas_around_block *b, uint8_t *buf, cas_blob_reader **rd, cas_digest *rd_digest)
 {
-        uint64_t size = b->inode->size, end = b->start + b->len;
+        uint64_t size = b->inode->size;
 
         if (!*rd || !cas_digest_eq(rd_digest, &b->inode->digest)) {
                 *rd = cas_blob_reader_free(*rd);
@@ -42,16 +42,8 @@ static bool load(cas_around *a, const cas_around_block *b, uint8_t *buf, cas_blo
         }
         if (cas_blob_reader_size(*rd) != size)
                 return false;
-        ssize_t got = cas_verify_pread(*rd, buf, CAS_AROUND, b->len, b->start, a->direct_io);
-        if (got < 0 || (size_t)got != b->len)
-                return false;
-        for (uint64_t g = b->start >> CAS_OUTBOARD_GROUP_SHIFT; b->ob && (g << CAS_OUTBOARD_GROUP_SHIFT) < end; g++) {
-                uint64_t at = g << CAS_OUTBOARD_GROUP_SHIFT;
-                if (!cas_outboard_check_group(b->ob, size, g, buf + (at - b->start),
-                                              (size_t)MIN(CAS_OUTBOARD_GROUP, size - at)))
-                        return false;
-        }
-        return true;
+        uint64_t bad;
+        return cas_verify_read_groups(*rd, b->ob, size, b->start, b->len, buf, CAS_AROUND, a->direct_io, &bad) == 0;
 }
 
 /* Hands the checked block to the kernel's page cache of the file. It waits

@@ -90,13 +90,9 @@ static void *worker(void *userdata)
                 int r = buf ? 0 : -ENOMEM;
                 size_t span = (size_t)MIN((uint64_t)CAS_STREAM_CHUNK, size - start);
                 uint64_t bad;
-                if (r == 0 && ob)
+                if (r == 0) /* checked when verifying (ob) */
                         r = cas_verify_read_groups(rd, ob, size, start, span, buf, CAS_STREAM_CHUNK, s->direct_io,
                                                    &bad);
-                else if (r == 0) {
-                        ssize_t got = cas_verify_pread(rd, buf, CAS_STREAM_CHUNK, span, start, s->direct_io);
-                        r = got < 0 ? (int)got : (size_t)got == span ? 0 : -EIO;
-                }
 
                 pthread_mutex_lock(&s->lock);
                 c->buf = buf;
