@@ -16,7 +16,7 @@ blob=$("$CASFS" stat t/big.bin | sed -n 's/^digest: //p')
 path=$("$STORE_TOOL" "$CASFS_STORE" blob-path "$blob")
 cp -p "$path" "$TMP/saved-blob"
 chmod u+w "$path"
-printf '\x5a' | dd of="$path" bs=1 seek=4242 conv=notrunc status=none
+flip_byte "$path" 4242 # a byte of random content: changed whatever it was
 out=$("$CASFS" fsck)
 rc=$?
 check_eq "fsck exit status on a corrupt blob" "$rc" 1

@@ -56,3 +56,10 @@ finish() {
         echo "$(basename "$0"): $checks checks, $failures failed" >&2
         [ "$checks" -gt 0 ] && [ "$failures" -eq 0 ]
 }
+
+# flip_byte FILE OFFSET: flips the lowest bit of one byte, in place
+flip_byte() {
+        local b
+        b=$(od -An -tu1 -j "$2" -N 1 "$1" | tr -d ' ')
+        printf "\\$(printf '%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}

@@ -89,13 +89,6 @@ start_mount() {
         return 1
 }
 
-# flip_byte FILE OFFSET: flips the lowest bit of one byte, in place
-flip_byte() {
-        local b
-        b=$(od -An -tu1 -j "$2" -N 1 "$1" | tr -d ' ')
-        printf "\\$(printf '%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
 # damage_blob NAME/PATH OFFSET: flips a byte (flip_byte) of the blob of that
 # file in the store (CASFS_STORE) and prints the blob's digest
 damage_blob() {
