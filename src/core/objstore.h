@@ -33,13 +33,14 @@ typedef struct cas_objstore_options {
  * above) rather than a local casfs store's path. */
 bool cas_objstore_is_address(const char *address);
 
+/* The S3 endpoint o names: --s3-endpoint, else $AWS_ENDPOINT_URL; NULL or
+ * "": AWS's. */
+const char *cas_objstore_s3_endpoint(const cas_objstore_options *o);
+
 /* Parses the address and prepares the backend; contacts nothing yet.
  * -EINVAL for a malformed address (the caller says so). Credentials come from
  * $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY / $AWS_SESSION_TOKEN (none:
  * anonymous requests), the region from $AWS_REGION (default us-east-1). */
-/* The S3 endpoint o names: --s3-endpoint, else $AWS_ENDPOINT_URL; NULL or
- * "": AWS's. */
-const char *cas_objstore_s3_endpoint(const cas_objstore_options *o);
 int cas_objstore_open(const char *address, const cas_objstore_options *o, cas_objstore **ret);
 cas_objstore *cas_objstore_free(cas_objstore *os);
 
