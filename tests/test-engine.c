@@ -469,8 +469,103 @@ static void test_damaged_blobs(void)
         CHECK_RC(system(cmd), 0);
 }
 
+/* A payload left where it lies (cas_request_refer): taken whole or copied
+ * whole, never half; an error drops it; the function given runs once. */
+static unsigned written_calls;
+static void count_written(void *userdata)
+{
+        (*(unsigned *)userdata)++;
+}
+
+static void test_request_refs(void)
+{
+        _Alignas(8) uint8_t in[sizeof(struct fuse_in_header) + sizeof(struct fuse_read_in)] = {0};
+        struct fuse_in_header h = {.len = sizeof(in), .opcode = FUSE_READ, .unique = 77};
+        memcpy(in, &h, sizeof(h));
+        static uint8_t buf[4096], a[100], b[50];
+        memset(a, 'a', sizeof(a));
+        memset(b, 'b', sizeof(b));
+        struct iovec iv = {in, sizeof(in)}, ov = {buf, sizeof(buf)};
+        const size_t hdr = sizeof(struct fuse_out_header);
+        cas_request rq;
+        const struct fuse_out_header *oh = (const void *)buf;
+
+        /* not allowed: copied, as cas_request_put */
+        CHECK_RC(cas_request_init(&rq, &iv, 1, &ov, 1), 0);
+        memset(buf, 0, sizeof(buf));
+        CHECK(cas_request_refer(&rq, hdr, a, sizeof(a)));
+        CHECK(!cas_request_refers(&rq));
+        CHECK(buf[hdr] == 'a' && buf[hdr + sizeof(a) - 1] == 'a');
+        CHECK_RC(cas_request_finish(&rq, sizeof(a)), 0);
+        CHECK_RC(rq.written, hdr + sizeof(a));
+
+        /* allowed: left where they lie, in order; the header says their length */
+        CHECK_RC(cas_request_init(&rq, &iv, 1, &ov, 1), 0);
+        rq.refs_ok = true;
+        memset(buf, 0, sizeof(buf));
+        CHECK(cas_request_refer(&rq, hdr, a, sizeof(a)));
+        CHECK(cas_request_refer(&rq, hdr + sizeof(a), b, sizeof(b)));
+        CHECK(cas_request_refers(&rq));
+        CHECK_RC(rq.n_refs, 2);
+        CHECK(rq.refs[0].iov_base == a && rq.refs[1].iov_base == b);
+        CHECK(buf[hdr] == 0); /* nothing copied */
+        written_calls = 0;
+        cas_request_when_written(&rq, count_written, &written_calls);
+        CHECK_RC(cas_request_finish(&rq, sizeof(a) + sizeof(b)), 0);
+        CHECK_RC(oh->len, hdr + sizeof(a) + sizeof(b));
+        CHECK_RC(oh->unique, 77);
+        CHECK(cas_request_refers(&rq));
+        cas_request_written(&rq);
+        cas_request_written(&rq); /* once only */
+        CHECK_RC(written_calls, 1);
+        CHECK(!cas_request_refers(&rq));
+
+        /* a piece not following the others: all of them copied */
+        CHECK_RC(cas_request_init(&rq, &iv, 1, &ov, 1), 0);
+        rq.refs_ok = true;
+        memset(buf, 0, sizeof(buf));
+        CHECK(cas_request_refer(&rq, hdr, a, sizeof(a)));
+        CHECK(cas_request_refer(&rq, hdr + sizeof(a) + 10, b, sizeof(b)));
+        CHECK(!cas_request_refers(&rq));
+        CHECK(buf[hdr] == 'a' && buf[hdr + sizeof(a) - 1] == 'a' && buf[hdr + sizeof(a)] == 0);
+        CHECK(buf[hdr + sizeof(a) + 10] == 'b');
+
+        /* more pieces than a request holds: copied */
+        CHECK_RC(cas_request_init(&rq, &iv, 1, &ov, 1), 0);
+        rq.refs_ok = true;
+        for (size_t k = 0; k <= CAS_REQUEST_REFS; k++)
+                CHECK(cas_request_refer(&rq, hdr + k * 10, a, 10));
+        CHECK(!cas_request_refers(&rq));
+        CHECK(buf[hdr] == 'a' && buf[hdr + (CAS_REQUEST_REFS + 1) * 10 - 1] == 'a');
+
+        /* pieces that do not fit once copied: false, and nothing left referred */
+        CHECK_RC(cas_request_init(&rq, &iv, 1, &ov, 1), 0);
+        rq.refs_ok = true;
+        static uint8_t large[8192];
+        CHECK(cas_request_refer(&rq, hdr, large, sizeof(large)));
+        CHECK(!cas_request_refer(&rq, hdr + 1, a, sizeof(a)));
+        CHECK(!cas_request_refers(&rq));
+
+        /* an error drops the pieces; a length that is not theirs is an error */
+        CHECK_RC(cas_request_init(&rq, &iv, 1, &ov, 1), 0);
+        rq.refs_ok = true;
+        CHECK(cas_request_refer(&rq, hdr, a, sizeof(a)));
+        CHECK_RC(cas_request_error(&rq, -EIO), 0);
+        CHECK(!cas_request_refers(&rq));
+        CHECK_RC(oh->error, -EIO);
+        CHECK_RC(rq.written, hdr);
+        CHECK_RC(cas_request_init(&rq, &iv, 1, &ov, 1), 0);
+        rq.refs_ok = true;
+        CHECK(cas_request_refer(&rq, hdr, a, sizeof(a)));
+        CHECK_RC(cas_request_finish(&rq, sizeof(a) - 1), 0);
+        CHECK(!cas_request_refers(&rq));
+        CHECK_RC(oh->error, -EIO);
+        CHECK_RC(rq.written, hdr);
+}
+
 int main(void)
 {
+        test_request_refs();
         test_memory_store();
         test_listed_roots();
         test_damaged_blobs();

@@ -706,8 +706,8 @@ static int dispatch(cas_engine *e, cas_request *rq, const op *o)
         return r;
 }
 
-ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt, const struct iovec *out,
-                          int out_cnt)
+static ssize_t handle(cas_engine *e, const struct iovec *in, int in_cnt, const struct iovec *out, int out_cnt,
+                      bool refs_ok, cas_request **ret_rq)
 {
         /* the request struct is large (it can hold a scattered request): one per thread */
         static _Thread_local cas_request tls_request;
@@ -715,8 +715,11 @@ ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt, con
         int r;
 
         r = cas_request_init(rq, in, in_cnt, out, out_cnt);
+        if (ret_rq)
+                *ret_rq = rq;
         if (r < 0)
                 return r;
+        rq->refs_ok = refs_ok;
         uint32_t opcode = rq->in->opcode;
         const op *o = opcode < ELEMENTSOF(ops) && ops[opcode].fn ? &ops[opcode] : NULL;
         if (_unlikely_(cas_log_get_max_level() >= CAS_LOG_DEBUG))
@@ -725,6 +728,18 @@ ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt, con
         if (r < 0)
                 return r;
         return (ssize_t)rq->written;
+}
+
+ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt, const struct iovec *out,
+                          int out_cnt)
+{
+        return handle(e, in, in_cnt, out, out_cnt, false, NULL);
+}
+
+ssize_t cas_engine_handle_refs(cas_engine *e, const struct iovec *in, int in_cnt, const struct iovec *out,
+                               int out_cnt, cas_request **ret_rq)
+{
+        return handle(e, in, in_cnt, out, out_cnt, true, ret_rq);
 }
 
 /* ---- the engine ---- */

@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 
 #include "macro.h"
+#include "request.h"
 #include "store.h"
 
 typedef struct cas_engine cas_engine;
@@ -62,6 +63,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(cas_engine *, cas_engine_free);
  * malformed beyond answering or out is too small for even an error reply. */
 ssize_t cas_engine_handle(cas_engine *e, const struct iovec *in, int in_cnt,
                           const struct iovec *out, int out_cnt);
+/* As cas_engine_handle, for a transport that writes the reply out itself:
+ * the payload may be left where it lies (*ret_rq holds the request, with
+ * its pieces in refs: cas_request_refers), and cas_request_written(*ret_rq)
+ * must be called once the reply is written or given up. */
+ssize_t cas_engine_handle_refs(cas_engine *e, const struct iovec *in, int in_cnt, const struct iovec *out,
+                               int out_cnt, cas_request **ret_rq);
 
 /* Starts the engine's threads: those reading ahead (readahead.h), when
  * opts.prefetch is not 0, and the housekeeping one. Once a second, that one

@@ -106,11 +106,20 @@ static void *worker(void *userdata)
                         huge = true;
                 }
                 struct iovec iv = {in, (size_t)n}, ov = {out, f->bufsize + 4096};
-                ssize_t w = cas_engine_handle(f->engine, &iv, 1, &ov, 1);
-                if (w > 0 && write(f->fd, out, (size_t)w) < 0 && errno != ENOENT) {
-                        if (errno == ENODEV)
-                                break;
+                cas_request *rq;
+                ssize_t w = cas_engine_handle_refs(f->engine, &iv, 1, &ov, 1, &rq);
+                /* the header, and the payload where it lies (read ahead) or after it */
+                struct iovec reply[1 + CAS_REQUEST_REFS] = {{out, w > 0 ? (size_t)w : 0}};
+                int cnt = 1;
+                if (w > 0 && cas_request_refers(rq)) {
+                        reply[0].iov_len = sizeof(struct fuse_out_header);
+                        for (int k = 0; k < rq->n_refs; k++)
+                                reply[cnt++] = rq->refs[k];
                 }
+                bool gone = w > 0 && writev(f->fd, reply, cnt) < 0 && errno == ENODEV;
+                cas_request_written(rq);
+                if (gone)
+                        break;
                 if (cas_engine_destroyed(f->engine))
                         break;
         }

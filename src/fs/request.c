@@ -8,13 +8,17 @@ int cas_request_init(cas_request *rq, const struct iovec *in, int in_cnt, const 
 {
         size_t total = 0;
 
+        rq->written = 0;
+        rq->refs_ok = false;
+        rq->n_refs = 0;
+        rq->refs_len = 0;
+        rq->written_fn = NULL;
         for (int s = 0; s < in_cnt; s++)
                 total += in[s].iov_len;
         if (total < sizeof(struct fuse_in_header))
                 return -EINVAL;
         rq->out = out;
         rq->out_cnt = out_cnt;
-        rq->written = 0;
         if ((in_cnt == 1 || in[0].iov_len >= total) && ((uintptr_t)in[0].iov_base % 8) == 0) {
                 rq->in = in[0].iov_base;
         } else {
@@ -67,6 +71,42 @@ bool cas_request_put(cas_request *rq, size_t pos, const void *data, size_t n)
         return n == 0;
 }
 
+bool cas_request_refer(cas_request *rq, size_t pos, const void *data, size_t n)
+{
+        if (rq->refs_ok && rq->n_refs < CAS_REQUEST_REFS && pos == sizeof(struct fuse_out_header) + rq->refs_len) {
+                rq->refs[rq->n_refs++] = (struct iovec){(void *)data, n};
+                rq->refs_len += n;
+                return true;
+        }
+        /* the pieces before it copied first: a payload is left where it lies whole or not at all */
+        size_t at = sizeof(struct fuse_out_header);
+        bool put = true;
+        for (int k = 0; k < rq->n_refs && put; k++) {
+                put = cas_request_put(rq, at, rq->refs[k].iov_base, rq->refs[k].iov_len);
+                at += rq->refs[k].iov_len;
+        }
+        rq->n_refs = 0;
+        rq->refs_len = 0;
+        return put && cas_request_put(rq, pos, data, n);
+}
+
+void cas_request_when_written(cas_request *rq, void (*fn)(void *userdata), void *userdata)
+{
+        rq->written_fn = fn;
+        rq->written_userdata = userdata;
+}
+
+void cas_request_written(cas_request *rq)
+{
+        void (*fn)(void *) = rq->written_fn;
+
+        rq->written_fn = NULL;
+        rq->n_refs = 0;
+        rq->refs_len = 0;
+        if (fn)
+                fn(rq->written_userdata);
+}
+
 size_t cas_request_capacity(const cas_request *rq)
 {
         size_t c = 0;
@@ -96,6 +136,12 @@ static int finish(cas_request *rq, int error, size_t len)
                 .error = error,
                 .unique = rq->in->unique,
         };
+        if (rq->n_refs > 0 && error == 0 && len != rq->refs_len)
+                return finish(rq, -EIO, 0); /* never a payload half left where it lay */
+        if (error != 0) { /* an error has no payload */
+                rq->n_refs = 0;
+                rq->refs_len = 0;
+        }
         if (!cas_request_put(rq, 0, &h, sizeof(h)))
                 return -ENOBUFS;
         rq->written = h.len;

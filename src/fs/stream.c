@@ -231,6 +231,40 @@ static void advance(cas_streams *s, cas_stream *st, uint64_t first, uint64_t end
                 pthread_cond_broadcast(&s->work);
 }
 
+/* Chunks a request took, until its reply is out. */
+typedef struct taken {
+        cas_streams *s;
+        cas_stream *st;
+        uint64_t first, off;
+        size_t size;
+        uint64_t file_size;
+} taken;
+/* A thread answers a request at a time, and its transport is done with one
+ * reply before it takes the next request. */
+static _Thread_local taken this_thread_taken;
+
+/* Gives back the chunks a request took: those read to their end are done
+ * with, the others' rest is still to come. */
+static void give_back(void *userdata)
+{
+        const taken *t = userdata;
+        cas_streams *s = t->s;
+        cas_stream *st = t->st;
+        uint64_t end = t->off + t->size;
+
+        pthread_mutex_lock(&s->lock);
+        for (uint64_t x = t->first; x * CAS_STREAM_CHUNK < end; x++) {
+                cas_stream_chunk *c = chunk_of(st, x);
+                bool whole = end >= MIN(t->file_size, (x + 1) * CAS_STREAM_CHUNK);
+                c->state = whole ? CAS_CHUNK_FREE : CAS_CHUNK_READY;
+                st->busy--;
+        }
+        if (t->size >= CAS_STREAM_MIN)
+                advance(s, st, t->first, end); /* the chunks just freed can be queued again */
+        pthread_cond_broadcast(&s->done);
+        pthread_mutex_unlock(&s->lock);
+}
+
 bool cas_streams_read(cas_streams *s, cas_request *rq, cas_inode *i, const uint8_t *ob, uint64_t off, size_t size)
 {
         cas_inode *old_inode = NULL, *ref = NULL;
@@ -292,29 +326,24 @@ bool cas_streams_read(cas_streams *s, cas_request *rq, cas_inode *i, const uint8
         pthread_mutex_unlock(&s->lock);
 
         if (served) {
-                /* copied outside the lock; TAKEN keeps the chunks meanwhile */
+                /* put outside the lock (left where they lie when the transport writes the reply
+                 * itself); TAKEN keeps the chunks meanwhile */
                 size_t pos = sizeof(struct fuse_out_header);
                 for (uint64_t x = first; x * CAS_STREAM_CHUNK < end; x++) {
                         uint64_t from = MAX(off, x * CAS_STREAM_CHUNK), to = MIN(end, (x + 1) * CAS_STREAM_CHUNK);
                         pthread_mutex_lock(&s->lock);
                         cas_stream_chunk *c = chunk_of(st, x);
                         pthread_mutex_unlock(&s->lock);
-                        if (!cas_request_put(rq, pos, c->buf + (from - x * CAS_STREAM_CHUNK), (size_t)(to - from)))
+                        if (!cas_request_refer(rq, pos, c->buf + (from - x * CAS_STREAM_CHUNK), (size_t)(to - from)))
                                 served = false;
                         pos += (size_t)(to - from);
                 }
-                pthread_mutex_lock(&s->lock);
-                for (uint64_t x = first; x * CAS_STREAM_CHUNK < end; x++) {
-                        cas_stream_chunk *c = chunk_of(st, x);
-                        /* a chunk read to its end is done with; else its rest is still to come */
-                        bool whole = end >= MIN(i->size, (x + 1) * CAS_STREAM_CHUNK);
-                        c->state = whole ? CAS_CHUNK_FREE : CAS_CHUNK_READY;
-                        st->busy--;
-                }
-                if (size >= CAS_STREAM_MIN)
-                        advance(s, st, first, end); /* the chunks just freed can be queued again */
-                pthread_cond_broadcast(&s->done);
-                pthread_mutex_unlock(&s->lock);
+                taken *t = &this_thread_taken;
+                *t = (taken){s, st, first, off, size, i->size};
+                if (served && cas_request_refers(rq))
+                        cas_request_when_written(rq, give_back, t); /* once the reply is out */
+                else
+                        give_back(t);
         }
         let_go(s, old_inode, old_reader);
         let_go(s, ref, rd);
