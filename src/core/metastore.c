@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "digestmap.h"
 #include "macro.h"
@@ -398,11 +401,71 @@ void cas_metastore_release_memory(cas_metastore *ms)
 
 /* ---- LMDB ---- */
 
+/* The map is read without the kernel's read-around (MDB_NORDAHEAD): a
+ * fault would otherwise read the device's whole read-ahead window around
+ * its page (8 MiB on some machines), which for one lookup in a cold store
+ * is most of the file. A reader that goes on (a walk, an import's checks)
+ * has the whole file read ahead once, in the background, after
+ * LMDB_WARM_AFTER reads, when it is no larger than an eighth of the
+ * memory. */
+#define LMDB_WARM_AFTER 32
+#define LMDB_WARM_STEP (2u * 1024 * 1024)
+
 typedef struct lmdb_metastore {
         cas_metastore base;
         MDB_env *env;
         MDB_dbi dirs, roots, info, statcache;
+        _Atomic unsigned reads;
+        _Atomic bool warmed;
 } lmdb_metastore;
+
+static void *warm_thread(void *userdata)
+{
+        int fd = (int)(intptr_t)userdata;
+        struct stat st;
+
+        /* in steps: the kernel reads no more than its read-ahead window a call */
+        if (fstat(fd, &st) == 0)
+                for (off_t off = 0; off < st.st_size; off += LMDB_WARM_STEP)
+                        if (posix_fadvise(fd, off, LMDB_WARM_STEP, POSIX_FADV_WILLNEED) != 0)
+                                break;
+        close(fd);
+        return NULL;
+}
+
+/* Reads the whole file ahead in the background, once. */
+static void lmdb_warm(lmdb_metastore *m)
+{
+        struct stat st;
+        pthread_attr_t attr;
+        pthread_t t;
+        int fd;
+
+        if (atomic_exchange(&m->warmed, true))
+                return;
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        if (mdb_env_get_fd(m->env, &fd) != 0 || fstat(fd, &st) < 0 ||
+            (pages > 0 && page > 0 && (uint64_t)st.st_size > (uint64_t)pages * (uint64_t)page / 8))
+                return;
+        int own = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* its own: the store may close meanwhile */
+        if (own < 0)
+                return;
+        if (pthread_attr_init(&attr) != 0) {
+                close(own);
+                return;
+        }
+        (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, warm_thread, (void *)(intptr_t)own) != 0)
+                close(own);
+        pthread_attr_destroy(&attr);
+}
+
+static void lmdb_count_read(lmdb_metastore *m)
+{
+        if (!atomic_load_explicit(&m->warmed, memory_order_relaxed) &&
+            atomic_fetch_add_explicit(&m->reads, 1, memory_order_relaxed) + 1 >= LMDB_WARM_AFTER)
+                lmdb_warm(m);
+}
 
 static int mdb_errno(int rc)
 {
@@ -443,6 +506,7 @@ static int lmdb_get(lmdb_metastore *m, MDB_dbi dbi, const void *key, size_t klen
         MDB_val k = {klen, (void *)key}, v;
         int rc;
 
+        lmdb_count_read(m);
         rc = mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn);
         if (rc)
                 return mdb_errno(rc);
@@ -545,6 +609,7 @@ static int lmdb_foreach_dir(cas_metastore *ms, cas_digest_cb cb, void *userdata)
 {
         lmdb_metastore *m = (lmdb_metastore *)ms;
         struct dir_iter it = {cb, userdata};
+        lmdb_warm(m); /* it reads them all */
         return lmdb_foreach(m, m->dirs, dir_iter_cb, &it);
 }
 
@@ -790,7 +855,7 @@ int cas_metastore_open_lmdb(const char *path, bool readonly, cas_metastore **ret
         if (rc)
                 goto fail;
         /* NOTLS: read transactions are short and may run on any thread. */
-        rc = mdb_env_open(m->env, path, MDB_NOSUBDIR | MDB_NOTLS | (readonly ? MDB_RDONLY : 0), 0644);
+        rc = mdb_env_open(m->env, path, MDB_NOSUBDIR | MDB_NOTLS | MDB_NORDAHEAD | (readonly ? MDB_RDONLY : 0), 0644);
         if (rc)
                 goto fail;
         /* reader slots of processes that died (killed imports, mounts) */

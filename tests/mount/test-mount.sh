@@ -99,6 +99,41 @@ prefetch)
         check "without reading ahead: a file reads right" cmp "$MNT/pf/f21" "$TMP/pf/f21"
         check_eq "and the damaged one is EIO" "$(errno_of read "$MNT/pf/f20")" EIO
         ;;
+metastore-reads)
+        # the metastore is read a page at a time, not with the device's
+        # read-ahead window around each page (a few lookups in a cold store
+        # read little of it); a reader that goes on has it read whole, once,
+        # in the background (src/core/metastore.c)
+        python3 - "$TMP/many" <<'PY' || fail "making the tree"
+import os, sys
+for d in range(1500):
+    p = os.path.join(sys.argv[1], "d%04d" % d, "sub")
+    os.makedirs(p)
+    for k in range(30):
+        os.symlink("target-%04d-%02d-" % (d, k) + "x" * 40, os.path.join(p, "link%02d" % k))
+PY
+        "$CASFS" import --name many "$TMP/many" >/dev/null || fail "import"
+        meta=$CASFS_STORE/meta.lmdb
+        res() { fincore -n -b -o RES "$meta" | tr -d ' '; }
+        pages=$(($(stat -c %s "$meta") / 4096))
+        check "a metastore of over 4 MiB ($pages pages)" test "$pages" -ge 1024
+        python3 -c 'import os, sys; os.posix_fadvise(os.open(sys.argv[1], os.O_RDONLY), 0, 0, os.POSIX_FADV_DONTNEED)' "$meta"
+        check_eq "none of it cached to begin with" "$(res)" 0
+        start_mount
+        ok=true
+        for d in 0001 0150 0300 0450 0600 0750 0900 1050 1200 1350; do
+                [ "$(readlink "$MNT/many/d$d/sub/link07")" = "target-$d-07-$(printf 'x%.0s' $(seq 40))" ] || ok=false
+        done
+        check "ten paths looked up read right" $ok
+        after=$(($(res) / 4096))
+        check "and read $after pages of the metastore's $pages, under an eighth" test "$after" -lt $((pages / 8))
+        for d in $(seq -w 1400 1449); do ls "$MNT/many/d$d/sub" >/dev/null; done
+        for _ in $(seq 1 50); do [ "$(($(res) / 4096))" -ge "$pages" ] && break; sleep 0.1; done
+        check_eq "fifty directories listed: all of it read ahead" "$(($(res) / 4096))" "$pages"
+        check_eq "a listing reads right" "$(ls "$MNT/many/d0777/sub" | wc -l)" 30
+        check "a walk of the whole tree lists what was imported" \
+                diff <(cd "$TMP/many" && find . | sort) <(cd "$MNT/many" && find . | sort)
+        ;;
 symlinks)
         tree
         "$CASFS" import --name link-to-tree "$TMP/tree/dir-link" >/dev/null   # a symlink root: 'with space'
