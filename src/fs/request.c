@@ -4,14 +4,20 @@
 #include "macro.h"
 #include "request.h"
 
+/* No piece left where it lies: the payload is in out, or there is none. */
+static void drop_refs(cas_request *rq)
+{
+        rq->n_refs = 0;
+        rq->refs_len = 0;
+}
+
 int cas_request_init(cas_request *rq, const struct iovec *in, int in_cnt, const struct iovec *out, int out_cnt)
 {
         size_t total = 0;
 
         rq->written = 0;
         rq->refs_ok = false;
-        rq->n_refs = 0;
-        rq->refs_len = 0;
+        drop_refs(rq);
         rq->written_fn = NULL;
         for (int s = 0; s < in_cnt; s++)
                 total += in[s].iov_len;
@@ -85,8 +91,7 @@ bool cas_request_refer(cas_request *rq, size_t pos, const void *data, size_t n)
                 put = cas_request_put(rq, at, rq->refs[k].iov_base, rq->refs[k].iov_len);
                 at += rq->refs[k].iov_len;
         }
-        rq->n_refs = 0;
-        rq->refs_len = 0;
+        drop_refs(rq);
         return put && cas_request_put(rq, pos, data, n);
 }
 
@@ -101,8 +106,7 @@ void cas_request_written(cas_request *rq)
         void (*fn)(void *) = rq->written_fn;
 
         rq->written_fn = NULL;
-        rq->n_refs = 0;
-        rq->refs_len = 0;
+        drop_refs(rq);
         if (fn)
                 fn(rq->written_userdata);
 }
@@ -138,10 +142,8 @@ static int finish(cas_request *rq, int error, size_t len)
         };
         if (rq->n_refs > 0 && error == 0 && len != rq->refs_len)
                 return finish(rq, -EIO, 0); /* never a payload half left where it lay */
-        if (error != 0) { /* an error has no payload */
-                rq->n_refs = 0;
-                rq->refs_len = 0;
-        }
+        if (error != 0) /* an error has no payload */
+                drop_refs(rq);
         if (!cas_request_put(rq, 0, &h, sizeof(h)))
                 return -ENOBUFS;
         rq->written = h.len;
