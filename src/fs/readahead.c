@@ -107,17 +107,34 @@ static bool parent_of(cas_readahead *ra, const cas_digest *d, cas_digest *ret_pa
         return found;
 }
 
+/* Queues node n (ino: 0, or the file whose outboard to load) under lock;
+ * false when the queue is full (the disk is busy enough: it is dropped). */
+static bool enqueue(cas_readahead *ra, const cas_node *n, uint64_t ino)
+{
+        if (ra->n >= CAS_READAHEAD_QUEUE)
+                return false;
+        cas_readahead_item *p = &ra->ring[(ra->head + ra->n++) % CAS_READAHEAD_QUEUE];
+        p->digest = n->digest;
+        p->size = n->size;
+        p->ino = ino;
+        return true;
+}
+
+/* Wakes a worker for each of the n items queued, after the lock is let go:
+ * one woken while it is held would only wait for it again, and on a busy
+ * CPU each wait is two more switches. */
+static void wake(cas_readahead *ra, uint32_t n)
+{
+        for (uint32_t k = 0; k < MIN(n, (uint32_t)CAS_READAHEAD_THREADS); k++)
+                pthread_cond_signal(&ra->cond);
+}
+
 static void push(cas_readahead *ra, const cas_node *n, uint64_t ino)
 {
         pthread_mutex_lock(&ra->lock);
-        if (ra->n < CAS_READAHEAD_QUEUE) { /* when full, the disk is busy enough: drop it */
-                cas_readahead_item *p = &ra->ring[(ra->head + ra->n++) % CAS_READAHEAD_QUEUE];
-                p->digest = n->digest;
-                p->size = n->size;
-                p->ino = ino;
-                pthread_cond_signal(&ra->cond);
-        }
+        bool queued = enqueue(ra, n, ino);
         pthread_mutex_unlock(&ra->lock);
+        wake(ra, queued);
 }
 
 void cas_readahead_seen(cas_readahead *ra, cas_inode *c, const cas_inode *p, uint32_t index)
@@ -356,11 +373,15 @@ void cas_readahead_after(cas_readahead *ra, cas_inode *i)
         const cas_directory *dir = cache->dir;
         uint32_t from = queued ? done : at + 1;
         uint32_t to = (uint32_t)MIN((uint64_t)at + 1 + window, (uint64_t)dir->n_nodes);
+        uint32_t queued_now = 0;
+        pthread_mutex_lock(&ra->lock);
         for (uint32_t k = from; k < to; k++)
                 /* large blobs are read past the page cache (cas_verify_pread): nothing to warm */
                 if (dir->nodes[k].type == CAS_NODE_FILE && dir->nodes[k].size > 0 &&
                     !(ra->direct_io && cas_outboard_size(dir->nodes[k].size) > 0))
-                        push(ra, &dir->nodes[k], 0);
+                        queued_now += enqueue(ra, &dir->nodes[k], 0);
+        pthread_mutex_unlock(&ra->lock);
+        wake(ra, queued_now);
         atomic_store(&cas_state(d)->read_ahead, MAX(to, from));
         cas_dir_cache_unref(cache);
         cas_inode_unref(ra->inodes, d);
