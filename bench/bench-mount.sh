@@ -14,8 +14,10 @@
 # Default corpus: a copy of /usr/share and /usr/lib made under the scratch
 # folder. Pinned (the default) runs every daemon and measured command on CPU 0,
 # for stable ratios; --unpinned shows what a user sees.
-# --ios N: random 4 KiB reads of the largest file (default 4000). Needs root
-# (drop_caches, mounts) and fio.
+# --ios N: random 4 KiB reads of the largest file (default 4000). Also prints
+# the CPU time not idle during the largest file's reads (from the kernel's
+# cpuidle times: CPU 0 pinned, every CPU unpinned): what bounds that row, the
+# disk (time idle) or the CPU (none). Needs root (drop_caches, mounts) and fio.
 set -euo pipefail
 export LC_ALL=C
 
@@ -38,7 +40,7 @@ while [ $# -gt 0 ]; do
         --baseline) baseline=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         --ios) ios=$2; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) bench_option "$@" || { echo "unknown option $1" >&2; exit 2; }; shift "$took" ;;
         esac
 done
@@ -114,6 +116,33 @@ walk() { "${pin[@]}" find "$root" -printf '%s %m %y\n' > /dev/null; }
 readall() { (cd "$root" && "${pin[@]}" find . -type f -exec cat {} + | wc -c > /dev/null); }
 readbig() { [ "$("${pin[@]}" cat "$root/$big" | wc -c)" -eq "$big_size" ]; }
 
+# The measured CPUs' time not idle (CPU 0 pinned, every CPU unpinned), whoever
+# used it: their time less what the kernel's cpuidle counted in idle states. A
+# read bound by the disk leaves the CPU idle part of its time, one bound by
+# the CPU none. Not measured where the kernel keeps no cpuidle times.
+if [ ${#pin[@]} -gt 0 ]; then idle_cpus=(/sys/devices/system/cpu/cpu0); else idle_cpus=(/sys/devices/system/cpu/cpu[0-9]*); fi
+idle_files=()
+for c in "${idle_cpus[@]}"; do for f in "$c"/cpuidle/state*/time; do [ -r "$f" ] && idle_files+=("$f"); done; done
+# mark: the time (s) and the idle states' sum (us) in mark_t and mark_idle, with builtins only
+mark() {
+        local t f
+        mark_idle=0
+        for f in "${idle_files[@]}"; do read -r t <"$f"; mark_idle=$((mark_idle + t)); done
+        mark_t=$EPOCHREALTIME
+}
+# timed_busy NAME COMMAND...: like timed, into res[$s,NAME,$k], and the ms not
+# idle meanwhile into res[$s,NAME_busy,$k]
+timed_busy() {
+        local name=$1 t0 i0
+        shift
+        mark; t0=$mark_t; i0=$mark_idle
+        "$@" >/dev/null 2>&1 || echo "warning: '$*' failed on $root" >&2
+        mark
+        res[$s,$name,$k]=$(echo "$mark_t - $t0" | bc)
+        [ ${#idle_files[@]} -eq 0 ] || res[$s,${name}_busy,$k]=$(awk -v w="${res[$s,$name,$k]}" -v n=${#idle_cpus[@]} \
+                -v i=$((mark_idle - i0)) 'BEGIN {printf "%.0f\n", w * 1000 * n - i / 1000}')
+}
+
 systems=(native)
 command -v squashfuse_ll >/dev/null && [ -f "$img" ] && systems+=(squashfuse_ll)
 command -v squashfuse >/dev/null && [ -f "$img" ] && systems+=(squashfuse)
@@ -155,9 +184,9 @@ for run in $(seq 1 "$runs"); do
                 readall >/dev/null 2>&1 || true
                 res[$s,warm_read,$k]=$(timed readall)
                 mount_sys "$s"; drop
-                res[$s,cold_seq,$k]=$(timed readbig)
+                timed_busy cold_seq readbig
                 # right after: the page cache as the cold read left it (untouched pages go within a minute)
-                res[$s,warm_seq,$k]=$(timed readbig)
+                timed_busy warm_seq readbig
                 mount_sys "$s"; drop
                 before=$(rchar)
                 out=$(randread "$root/$big" "$big_size")
@@ -176,7 +205,7 @@ printf '%-15s %16s %16s %16s %16s %16s %16s %16s\n' "" "cold walk" "warm walk" "
 declare -A med base
 for s in "${systems[@]}"; do
         line=$(printf '%-15s' "$s")
-        for m in "${cols[@]}" rand_max rand_bytes read_cpu; do
+        for m in "${cols[@]}" rand_max rand_bytes read_cpu cold_seq_busy warm_seq_busy; do
                 vals=()
                 for k in $(seq 1 "${count[$s]}"); do [ -n "${res[$s,$m,$k]:-}" ] && vals+=("${res[$s,$m,$k]}"); done
                 [ ${#vals[@]} -gt 0 ] || continue
@@ -193,6 +222,12 @@ echo "time in s (ratio to native)"
 echo "cold seq: cat of the largest file, $big ($big_size bytes); warm seq: the same again right after it, on the" \
         "same mount; cold rand: $nreads random 4 KiB reads of it" \
         "(fio, seed $seed, buffered, POSIX_FADV_RANDOM), the sum of their latencies"
+if [ ${#idle_files[@]} -gt 0 ]; then
+        line="CPU time not idle during the cold seq / warm seq (ms, median; $([ ${#pin[@]} -gt 0 ] && echo "CPU 0" ||
+                echo "all ${#idle_cpus[@]} CPUs"), whoever used it):"
+        for s in "${systems[@]}"; do line+=" $s ${med[$s,cold_seq_busy]:--} / ${med[$s,warm_seq_busy]:--};"; done
+        echo "${line%;}"
+fi
 line="cold rand, slowest read (ms):"
 for s in "${systems[@]}"; do line+=" $s ${med[$s,rand_max]}"; done
 echo "$line"
