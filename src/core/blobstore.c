@@ -15,6 +15,25 @@
 #include "macro.h"
 #include "outboard.h"
 
+/* Opens a stored file for reading (at: a folder, or AT_FDCWD for a path).
+ * With O_NOATIME: otherwise (relatime) the first read of each blob in a day
+ * writes its inode, and the journal, to serve a read-only mount. The flag
+ * needs the file's owner or CAP_FOWNER: refused once (EPERM), it is not
+ * asked for again. */
+static atomic_bool noatime_refused;
+
+static int open_read(int at, const char *path, int flags)
+{
+        flags |= O_RDONLY | O_CLOEXEC;
+        if (!atomic_load_explicit(&noatime_refused, memory_order_relaxed)) {
+                int fd = openat(at, path, flags | O_NOATIME);
+                if (fd >= 0 || errno != EPERM)
+                        return fd;
+                atomic_store_explicit(&noatime_refused, true, memory_order_relaxed);
+        }
+        return openat(at, path, flags);
+}
+
 /* Blobs up to this size are collected in memory before anything is written:
  * their digest is known before the first write, so content already in the
  * store costs no write at all. Larger blobs stream to an anonymous file. */
@@ -157,7 +176,7 @@ int cas_blob_reader_direct_fd(cas_blob_reader *rd)
         /* reopened through /proc: the same file, whatever its name now */
         char path[64];
         snprintf(path, sizeof(path), "/proc/self/fd/%d", rd->fd);
-        fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+        fd = open_read(AT_FDCWD, path, O_DIRECT);
         int none = -2;
         if (!atomic_compare_exchange_strong(&rd->direct_fd, &none, fd < 0 ? -1 : fd)) {
                 if (fd >= 0)
@@ -408,7 +427,7 @@ static int local_open(cas_blobstore *bs, const cas_digest *d, cas_blob_reader **
         cas_blob_reader *rd;
 
         local_path(d, path);
-        fd = openat(bs->dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        fd = open_read(bs->dir_fd, path, O_NOFOLLOW);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)
@@ -601,7 +620,7 @@ static int local_get_outboard(cas_blobstore *bs, const cas_digest *d, uint8_t *o
         struct stat st;
 
         local_outboard_path(d, path);
-        fd = openat(bs->dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        fd = open_read(bs->dir_fd, path, O_NOFOLLOW);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)

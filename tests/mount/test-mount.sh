@@ -23,6 +23,9 @@ top-listing)
 read)
         tree
         "$CASFS" import --name top-file "$TMP/tree/big.bin" >/dev/null
+        # reads write nothing to the store: no blob's access time moves (with
+        # relatime, one older than the file's change would)
+        find "$CASFS_STORE/blobs" -type f -exec touch -a -d '3 days ago' {} +
         start_mount
         check "a file at the top reads exactly" cmp "$MNT/top-file" "$TMP/tree/big.bin"
         check "a deep file reads exactly" cmp "$MNT/tree/deep/a/b/c/d/e/f/g/hello-again" "$TMP/tree/deep/a/b/c/d/e/f/g/hello-again"
@@ -36,6 +39,12 @@ read)
                         <(dd if="$TMP/tree/big.bin" bs=1 skip=$off count=3000 status=none)
         done
         check_eq "read past the end" "$(dd if="$MNT/tree/hello.txt" bs=1 skip=100 count=10 status=none | wc -c)" 0
+        if findmnt -n -o OPTIONS -T "$CASFS_STORE" | grep -qw noatime; then
+                echo "the store's file system is mounted noatime: access times not checked" >&2
+        else
+                check_eq "the blobs read kept their access times" \
+                        "$(find "$CASFS_STORE/blobs" -type f -newerat '2 days ago' | wc -l)" 0
+        fi
         ;;
 read-ahead)
         # the mount's read-ahead window (sysfs, under the device number of the
