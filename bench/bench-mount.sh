@@ -16,8 +16,9 @@
 # for stable ratios; --unpinned shows what a user sees.
 # --ios N: random 4 KiB reads of the largest file (default 4000). Also prints
 # the CPU time not idle during the largest file's reads (from the kernel's
-# cpuidle times: CPU 0 pinned, every CPU unpinned): what bounds that row, the
-# disk (time idle) or the CPU (none). Needs root (drop_caches, mounts) and fio.
+# cpuidle times, else its /proc/stat idle counts in clock ticks: CPU 0 pinned,
+# every CPU unpinned): what bounds that row, the disk (time idle) or the CPU
+# (none). Needs root (drop_caches, mounts) and fio.
 set -euo pipefail
 export LC_ALL=C
 
@@ -119,15 +120,32 @@ readbig() { [ "$("${pin[@]}" cat "$root/$big" | wc -c)" -eq "$big_size" ]; }
 # The measured CPUs' time not idle (CPU 0 pinned, every CPU unpinned), whoever
 # used it: their time less what the kernel's cpuidle counted in idle states. A
 # read bound by the disk leaves the CPU idle part of its time, one bound by
-# the CPU none. Not measured where the kernel keeps no cpuidle times.
+# the CPU none. Where the kernel keeps no cpuidle times, /proc/stat's idle and
+# iowait counts stand in for them: whole clock ticks (10 ms at USER_HZ 100),
+# so a single reading is that coarse, a median of several less so.
 if [ ${#pin[@]} -gt 0 ]; then idle_cpus=(/sys/devices/system/cpu/cpu0); else idle_cpus=(/sys/devices/system/cpu/cpu[0-9]*); fi
 idle_files=()
 for c in "${idle_cpus[@]}"; do for f in "$c"/cpuidle/state*/time; do [ -r "$f" ] && idle_files+=("$f"); done; done
-# mark: the time (s) and the idle states' sum (us) in mark_t and mark_idle, with builtins only
+idle_from=cpuidle
+if [ ${#idle_files[@]} -eq 0 ] && [ -r /proc/stat ]; then
+        idle_from=/proc/stat
+        tick_us=$((1000000 / $(getconf CLK_TCK)))
+        idle_files=(/proc/stat)
+        # the lines counted: cpu0's pinned, every cpuN's unpinned
+        if [ ${#pin[@]} -gt 0 ]; then stat_cpu='cpu0'; else stat_cpu='cpu[0-9]*'; fi
+fi
+# mark: the time (s) and the idle time (us) in mark_t and mark_idle, with builtins only
 mark() {
-        local t f
+        local t f name user nice sys idle iowait rest
         mark_idle=0
-        for f in "${idle_files[@]}"; do read -r t <"$f"; mark_idle=$((mark_idle + t)); done
+        if [ "$idle_from" = cpuidle ]; then
+                for f in "${idle_files[@]}"; do read -r t <"$f"; mark_idle=$((mark_idle + t)); done
+        else
+                while read -r name user nice sys idle iowait rest; do
+                        # shellcheck disable=SC2254
+                        case $name in $stat_cpu) mark_idle=$((mark_idle + (idle + iowait) * tick_us)) ;; esac
+                done </proc/stat
+        fi
         mark_t=$EPOCHREALTIME
 }
 # timed_busy NAME COMMAND...: like timed, into res[$s,NAME,$k], and the ms not
@@ -224,7 +242,8 @@ echo "cold seq: cat of the largest file, $big ($big_size bytes); warm seq: the s
         "(fio, seed $seed, buffered, POSIX_FADV_RANDOM), the sum of their latencies"
 if [ ${#idle_files[@]} -gt 0 ]; then
         line="CPU time not idle during the cold seq / warm seq (ms, median; $([ ${#pin[@]} -gt 0 ] && echo "CPU 0" ||
-                echo "all ${#idle_cpus[@]} CPUs"), whoever used it):"
+                echo "all ${#idle_cpus[@]} CPUs"), whoever used it$([ "$idle_from" = cpuidle ] ||
+                echo "; from $idle_from, in clock ticks")):"
         for s in "${systems[@]}"; do line+=" $s ${med[$s,cold_seq_busy]:--} / ${med[$s,warm_seq_busy]:--};"; done
         echo "${line%;}"
 fi
