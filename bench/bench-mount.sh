@@ -126,11 +126,13 @@ readbig() { [ "$("${pin[@]}" cat "$root/$big" | wc -c)" -eq "$big_size" ]; }
 if [ ${#pin[@]} -gt 0 ]; then idle_cpus=(/sys/devices/system/cpu/cpu0); else idle_cpus=(/sys/devices/system/cpu/cpu[0-9]*); fi
 idle_files=()
 for c in "${idle_cpus[@]}"; do for f in "$c"/cpuidle/state*/time; do [ -r "$f" ] && idle_files+=("$f"); done; done
-idle_from=cpuidle
-if [ ${#idle_files[@]} -eq 0 ] && [ -r /proc/stat ]; then
+# idle_from: where the idle times come from (cpuidle, /proc/stat), empty: nowhere
+idle_from=
+if [ ${#idle_files[@]} -gt 0 ]; then
+        idle_from=cpuidle
+elif [ -r /proc/stat ]; then
         idle_from=/proc/stat
         tick_us=$((1000000 / $(getconf CLK_TCK)))
-        idle_files=(/proc/stat)
         # the lines counted: cpu0's pinned, every cpuN's unpinned
         if [ ${#pin[@]} -gt 0 ]; then stat_cpu='cpu0'; else stat_cpu='cpu[0-9]*'; fi
 fi
@@ -140,7 +142,7 @@ mark() {
         mark_idle=0
         if [ "$idle_from" = cpuidle ]; then
                 for f in "${idle_files[@]}"; do read -r t <"$f"; mark_idle=$((mark_idle + t)); done
-        else
+        elif [ -n "$idle_from" ]; then
                 while read -r name user nice sys idle iowait rest; do
                         # shellcheck disable=SC2254
                         case $name in $stat_cpu) mark_idle=$((mark_idle + (idle + iowait) * tick_us)) ;; esac
@@ -157,7 +159,7 @@ timed_busy() {
         "$@" >/dev/null 2>&1 || echo "warning: '$*' failed on $root" >&2
         mark
         res[$s,$name,$k]=$(echo "$mark_t - $t0" | bc)
-        [ ${#idle_files[@]} -eq 0 ] || res[$s,${name}_busy,$k]=$(awk -v w="${res[$s,$name,$k]}" -v n=${#idle_cpus[@]} \
+        [ -z "$idle_from" ] || res[$s,${name}_busy,$k]=$(awk -v w="${res[$s,$name,$k]}" -v n=${#idle_cpus[@]} \
                 -v i=$((mark_idle - i0)) 'BEGIN {printf "%.0f\n", w * 1000 * n - i / 1000}')
 }
 
@@ -240,7 +242,7 @@ echo "time in s (ratio to native)"
 echo "cold seq: cat of the largest file, $big ($big_size bytes); warm seq: the same again right after it, on the" \
         "same mount; cold rand: $nreads random 4 KiB reads of it" \
         "(fio, seed $seed, buffered, POSIX_FADV_RANDOM), the sum of their latencies"
-if [ ${#idle_files[@]} -gt 0 ]; then
+if [ -n "$idle_from" ]; then
         line="CPU time not idle during the cold seq / warm seq (ms, median; $([ ${#pin[@]} -gt 0 ] && echo "CPU 0" ||
                 echo "all ${#idle_cpus[@]} CPUs"), whoever used it$([ "$idle_from" = cpuidle ] ||
                 echo "; from $idle_from, in clock ticks")):"
