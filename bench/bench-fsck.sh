@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
         case $1 in
         --store) store=$2; shift 2 ;;
         --unpinned) pinned=; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) bench_usage; exit 0 ;;
         *) bench_option "$@" || { echo "unknown option $1" >&2; exit 2; }; shift "$took" ;;
         esac
 done

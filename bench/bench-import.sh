@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
         case $1 in
         --corpus) corpus=$2; shift 2 ;;
         --quick) corpus=/usr/share/doc; runs=1; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) bench_usage; exit 0 ;;
         *) bench_option "$@" || { echo "unknown option $1" >&2; exit 2; }; shift "$took" ;;
         esac
 done

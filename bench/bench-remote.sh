@@ -70,7 +70,7 @@ while [ $# -gt 0 ]; do
         --corpus) corpus=$2; shift 2 ;;
         --jobs) jobs=$2; shift 2 ;;
         --quick) quick=true; runs=1; shift ;;
-        -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
+        -h|--help) bench_usage; exit 0 ;;
         *) bench_option "$@" || { echo "unknown option $1" >&2; exit 2; }; shift "$took" ;;
         esac
 done

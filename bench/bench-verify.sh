@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
         --ios) ios=$2; shift 2 ;;
         --unpinned) pin=(); shift ;;
         --only) only=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) bench_usage; exit 0 ;;
         *) bench_option "$@" || { echo "unknown option $1" >&2; exit 2; }; shift "$took" ;;
         esac
 done

@@ -4,6 +4,10 @@
 # empty), ios and seed (for randread), scratch, runs and casfs (bench_option)
 # and corpus (default_corpus).
 
+# bench_usage: the calling script's help, its comment lines from the second
+# to the first line that is not one
+bench_usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; }
+
 # bench_option ARGS...: one of the options the benchmarks share, at the front
 # of ARGS: --scratch DIR, --runs N or --casfs PATH, each setting its
 # variable; took is then how many words it used. Returns 1 for another.
